@@ -1,0 +1,579 @@
+//! Reading a JWT's registered claims into fixed-size buffers, without allocating.
+//!
+//! The decoder splits a compact JWS (`header.payload.signature`), base64url-decodes the payload
+//! into a scratch buffer and reads `exp`, `nbf`, `iat`, `iss`, `sub`, `jti` and `aud`, skipping
+//! every other claim. **It does not verify the signature**: decoded claims are scheduling hints
+//! only (RFC 8725 section 3.10), and the server remains the judge of a token's validity.
+
+use core::fmt;
+
+use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
+use base64::engine::DecodePaddingMode;
+use base64::{alphabet, Engine as _};
+use heapless::{String, Vec};
+
+use crate::json::{JsonError, RawStr, Reader};
+use crate::time::UnixTime;
+
+/// Default capacity, in bytes, of each string claim (`iss`, `sub`, `jti` and every `aud` entry).
+///
+/// 96 bytes hold a SimpleJWT `jti` (32 hex digits), issuer URLs such as
+/// `https://login.microsoftonline.com/<tenant-guid>/v2.0` (75 bytes) and typical client-id
+/// audiences. Pick another capacity with the generic form, [`Claims::decode_in`].
+pub const DEFAULT_STR_CAPACITY: usize = 96;
+
+/// Default number of `aud` entries kept.
+pub const DEFAULT_AUD_CAPACITY: usize = 4;
+
+/// Default size, in bytes, of the stack scratch buffer that holds the decoded payload in
+/// [`Claims::decode`] and [`TimeClaims::decode`].
+///
+/// A SimpleJWT payload is about 150 bytes; OAuth providers' payloads can reach several hundred.
+/// A payload that does not fit is [`DecodeError::TooLarge`], never truncated. Pass your own
+/// buffer to the `decode_in` forms for other sizes.
+pub const DEFAULT_PAYLOAD_CAPACITY: usize = 1024;
+
+/// base64url, padding optional (JWS uses none; some producers add it).
+const BASE64URL: GeneralPurpose = GeneralPurpose::new(
+    &alphabet::URL_SAFE,
+    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+);
+
+/// A registered claim, as named in errors.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum ClaimName {
+    /// `exp`, expiration time.
+    Exp,
+    /// `nbf`, not before.
+    Nbf,
+    /// `iat`, issued at.
+    Iat,
+    /// `iss`, issuer.
+    Iss,
+    /// `sub`, subject.
+    Sub,
+    /// `jti`, JWT ID.
+    Jti,
+    /// `aud`, audience.
+    Aud,
+}
+
+impl ClaimName {
+    /// The claim's name as it appears in the payload.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ClaimName::Exp => "exp",
+            ClaimName::Nbf => "nbf",
+            ClaimName::Iat => "iat",
+            ClaimName::Iss => "iss",
+            ClaimName::Sub => "sub",
+            ClaimName::Jti => "jti",
+            ClaimName::Aud => "aud",
+        }
+    }
+
+    fn from_str(name: &str) -> Option<ClaimName> {
+        Some(match name {
+            "exp" => ClaimName::Exp,
+            "nbf" => ClaimName::Nbf,
+            "iat" => ClaimName::Iat,
+            "iss" => ClaimName::Iss,
+            "sub" => ClaimName::Sub,
+            "jti" => ClaimName::Jti,
+            "aud" => ClaimName::Aud,
+            _ => return None,
+        })
+    }
+
+    /// Recognises a member key, escapes included (`"e\u0078p"` is `exp`).
+    fn from_key(key: RawStr<'_>) -> Option<ClaimName> {
+        match key.unescaped() {
+            Some(plain) => ClaimName::from_str(plain),
+            None => {
+                let mut buf: String<4> = String::new();
+                key.decode_into(&mut buf).ok()?;
+                ClaimName::from_str(&buf)
+            }
+        }
+    }
+
+    const fn bit(self) -> u8 {
+        1 << (self as u8)
+    }
+}
+
+impl fmt::Display for ClaimName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why a token's claims could not be read.
+///
+/// No variant carries token bytes, so errors are safe to log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum DecodeError {
+    /// Not a compact JWS: it has `segments` dot-separated parts instead of three.
+    Malformed {
+        /// How many dot-separated parts the token has.
+        segments: usize,
+    },
+    /// A JWE (five parts): its claims are encrypted and cannot be read without the key.
+    /// Schedule it from the server's `expires_in` instead.
+    Encrypted,
+    /// The payload part is empty.
+    EmptyPayload,
+    /// The payload is not valid base64url.
+    Base64,
+    /// The decoded payload needs `needed` bytes but the scratch buffer has `capacity`.
+    TooLarge {
+        /// Bytes the decoded payload needs.
+        needed: usize,
+        /// Bytes the scratch buffer has.
+        capacity: usize,
+    },
+    /// The decoded payload is not valid UTF-8.
+    Utf8,
+    /// The payload is valid JSON text that does not start an object.
+    NotAnObject,
+    /// The payload is not valid JSON; `offset` is the byte of the decoded payload where
+    /// reading stopped.
+    Json {
+        /// Byte offset into the decoded payload.
+        offset: usize,
+    },
+    /// An unknown claim nests arrays or objects deeper than the reader allows (128 levels).
+    TooDeep,
+    /// A registered claim appears twice (RFC 7519 section 4 lets parsers reject this).
+    DuplicateClaim {
+        /// The repeated claim.
+        claim: ClaimName,
+    },
+    /// A registered claim has the wrong JSON type (for example a number as `iss`).
+    InvalidClaimType {
+        /// The claim with the wrong type.
+        claim: ClaimName,
+    },
+    /// A string claim is longer than its buffer.
+    ClaimTooLong {
+        /// The claim that did not fit.
+        claim: ClaimName,
+        /// The buffer's capacity in bytes.
+        capacity: usize,
+    },
+    /// `aud` has more entries than the claims can hold.
+    TooManyAudiences {
+        /// How many entries fit.
+        capacity: usize,
+    },
+    /// A NumericDate (`exp`, `nbf`, `iat`) is not a number, is negative, or lies after
+    /// [`UnixTime::MAX`].
+    InvalidNumericDate {
+        /// The claim with the bad date.
+        claim: ClaimName,
+    },
+}
+
+impl DecodeError {
+    /// The variant's name in snake_case (`"malformed"`, `"too_large"`, ...), stable for logs
+    /// and machine-readable output.
+    pub const fn kind(&self) -> &'static str {
+        match self {
+            DecodeError::Malformed { .. } => "malformed",
+            DecodeError::Encrypted => "encrypted",
+            DecodeError::EmptyPayload => "empty_payload",
+            DecodeError::Base64 => "base64",
+            DecodeError::TooLarge { .. } => "too_large",
+            DecodeError::Utf8 => "utf8",
+            DecodeError::NotAnObject => "not_an_object",
+            DecodeError::Json { .. } => "json",
+            DecodeError::TooDeep => "too_deep",
+            DecodeError::DuplicateClaim { .. } => "duplicate_claim",
+            DecodeError::InvalidClaimType { .. } => "invalid_claim_type",
+            DecodeError::ClaimTooLong { .. } => "claim_too_long",
+            DecodeError::TooManyAudiences { .. } => "too_many_audiences",
+            DecodeError::InvalidNumericDate { .. } => "invalid_numeric_date",
+        }
+    }
+}
+
+impl fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DecodeError::Malformed { segments } => write!(
+                f,
+                "not a compact JWS: {segments} dot-separated parts instead of 3"
+            ),
+            DecodeError::Encrypted => f.write_str(
+                "encrypted token (JWE): claims cannot be read; use the server's expires_in",
+            ),
+            DecodeError::EmptyPayload => f.write_str("the payload part is empty"),
+            DecodeError::Base64 => f.write_str("the payload is not valid base64url"),
+            DecodeError::TooLarge { needed, capacity } => write!(
+                f,
+                "the decoded payload needs {needed} bytes but the buffer holds {capacity}"
+            ),
+            DecodeError::Utf8 => f.write_str("the payload is not valid UTF-8"),
+            DecodeError::NotAnObject => f.write_str("the payload is not a JSON object"),
+            DecodeError::Json { offset } => {
+                write!(f, "the payload is not valid JSON (at byte {offset})")
+            }
+            DecodeError::TooDeep => f.write_str("a claim nests arrays or objects too deeply"),
+            DecodeError::DuplicateClaim { claim } => write!(f, "claim `{claim}` appears twice"),
+            DecodeError::InvalidClaimType { claim } => {
+                write!(f, "claim `{claim}` has the wrong JSON type")
+            }
+            DecodeError::ClaimTooLong { claim, capacity } => write!(
+                f,
+                "claim `{claim}` is longer than its {capacity}-byte buffer"
+            ),
+            DecodeError::TooManyAudiences { capacity } => {
+                write!(f, "claim `aud` has more than {capacity} entries")
+            }
+            DecodeError::InvalidNumericDate { claim } => write!(
+                f,
+                "claim `{claim}` is not a valid NumericDate (a non-negative number of seconds up to year 9999)"
+            ),
+        }
+    }
+}
+
+impl core::error::Error for DecodeError {}
+
+impl From<JsonError> for DecodeError {
+    fn from(e: JsonError) -> Self {
+        match e {
+            JsonError::Syntax { offset } => DecodeError::Json { offset },
+            JsonError::NotAnObject => DecodeError::NotAnObject,
+            JsonError::TooDeep => DecodeError::TooDeep,
+        }
+    }
+}
+
+/// A token's registered claims (RFC 7519 section 4.1), read without verifying the signature.
+///
+/// `S` is the capacity in bytes of each string claim, `A` the number of `aud` entries kept.
+/// Unknown claims (SimpleJWT's `token_type` and `user_id`, scopes, roles...) are skipped,
+/// whatever their JSON type. The raw token is not kept, so `Debug` shows claim values only.
+///
+/// **Unverified**: use these values to schedule refreshes, never to make authorization
+/// decisions.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Claims<const S: usize = DEFAULT_STR_CAPACITY, const A: usize = DEFAULT_AUD_CAPACITY> {
+    /// `exp`: the token must not be accepted on or after this time.
+    pub exp: Option<UnixTime>,
+    /// `nbf`: the token must not be accepted before this time.
+    pub nbf: Option<UnixTime>,
+    /// `iat`: when the token was issued.
+    pub iat: Option<UnixTime>,
+    /// `iss`: the issuer.
+    pub iss: Option<String<S>>,
+    /// `sub`: the subject.
+    pub sub: Option<String<S>>,
+    /// `jti`: the token's unique identifier.
+    pub jti: Option<String<S>>,
+    /// `aud`: the audiences, whether the token gave one string or an array (empty when absent).
+    pub aud: Vec<String<S>, A>,
+}
+
+/// Only the time claims, for scheduling: `exp`, `nbf` and `iat`.
+///
+/// Decoding these skips every string claim without copying or unescaping it, so it is the
+/// cheaper choice when only deadlines matter. Other registered claims are not type-checked.
+/// **Unverified**, like [`Claims`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct TimeClaims {
+    /// `exp`: the token must not be accepted on or after this time.
+    pub exp: Option<UnixTime>,
+    /// `nbf`: the token must not be accepted before this time.
+    pub nbf: Option<UnixTime>,
+    /// `iat`: when the token was issued.
+    pub iat: Option<UnixTime>,
+}
+
+impl Claims {
+    /// Reads the registered claims of a compact JWS with the default capacities, using a
+    /// [`DEFAULT_PAYLOAD_CAPACITY`]-byte scratch buffer on the stack.
+    ///
+    /// Does not verify the signature.
+    ///
+    /// ```
+    /// use jwt_refresh::Claims;
+    /// // The example token of RFC 7519 section 3.1.
+    /// let token = "eyJ0eXAiOiJKV1QiLA0KICJhbGciOiJIUzI1NiJ9.\
+    ///     eyJpc3MiOiJqb2UiLA0KICJleHAiOjEzMDA4MTkzODAsDQogImh0dHA6Ly9leGFtcGxlLmNvbS9pc19yb290Ijp0cnVlfQ.\
+    ///     dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+    /// let claims = Claims::decode(token)?;
+    /// assert_eq!(claims.iss.as_deref(), Some("joe"));
+    /// assert_eq!(claims.exp.map(|t| t.as_secs()), Some(1_300_819_380));
+    /// # Ok::<(), jwt_refresh::DecodeError>(())
+    /// ```
+    pub fn decode(token: &str) -> Result<Claims, DecodeError> {
+        let mut scratch = [0u8; DEFAULT_PAYLOAD_CAPACITY];
+        Claims::decode_in(token, &mut scratch)
+    }
+}
+
+impl<const S: usize, const A: usize> Claims<S, A> {
+    /// Reads the registered claims with capacities `S` and `A`, decoding the payload into
+    /// `scratch` (its length bounds the payload size).
+    ///
+    /// ```
+    /// use jwt_refresh::{Claims, DecodeError};
+    /// let token = "e30.eyJzdWIiOiJkZXZpY2UtNDIiLCJleHAiOjE3MDAwMDAwMDB9.sig";
+    /// let mut scratch = [0u8; 256];
+    /// let small: Claims<16, 1> = Claims::decode_in(token, &mut scratch)?;
+    /// assert_eq!(small.sub.as_deref(), Some("device-42"));
+    /// let tiny: Result<Claims<4, 1>, _> = Claims::decode_in(token, &mut scratch);
+    /// assert!(matches!(tiny, Err(DecodeError::ClaimTooLong { capacity: 4, .. })));
+    /// # Ok::<(), DecodeError>(())
+    /// ```
+    pub fn decode_in(token: &str, scratch: &mut [u8]) -> Result<Self, DecodeError> {
+        let text = decode_payload(token, scratch)?;
+        let mut claims = Claims::default();
+        walk(text, |name, reader| {
+            match name {
+                Some(ClaimName::Exp) => claims.exp = Some(numeric_date(reader, ClaimName::Exp)?),
+                Some(ClaimName::Nbf) => claims.nbf = Some(numeric_date(reader, ClaimName::Nbf)?),
+                Some(ClaimName::Iat) => claims.iat = Some(numeric_date(reader, ClaimName::Iat)?),
+                Some(claim @ ClaimName::Iss) => claims.iss = Some(string_claim(reader, claim)?),
+                Some(claim @ ClaimName::Sub) => claims.sub = Some(string_claim(reader, claim)?),
+                Some(claim @ ClaimName::Jti) => claims.jti = Some(string_claim(reader, claim)?),
+                Some(ClaimName::Aud) => claims.aud = audience(reader)?,
+                None => reader.skip_value()?,
+            }
+            Ok(())
+        })?;
+        Ok(claims)
+    }
+
+    /// The audiences as string slices.
+    pub fn audiences(&self) -> impl Iterator<Item = &str> {
+        self.aud.iter().map(String::as_str)
+    }
+
+    /// The time claims alone.
+    pub fn times(&self) -> TimeClaims {
+        TimeClaims {
+            exp: self.exp,
+            nbf: self.nbf,
+            iat: self.iat,
+        }
+    }
+}
+
+impl TimeClaims {
+    /// Reads `exp`, `nbf` and `iat` with a [`DEFAULT_PAYLOAD_CAPACITY`]-byte scratch buffer on
+    /// the stack. Does not verify the signature.
+    pub fn decode(token: &str) -> Result<TimeClaims, DecodeError> {
+        let mut scratch = [0u8; DEFAULT_PAYLOAD_CAPACITY];
+        TimeClaims::decode_in(token, &mut scratch)
+    }
+
+    /// Reads `exp`, `nbf` and `iat`, decoding the payload into `scratch`.
+    pub fn decode_in(token: &str, scratch: &mut [u8]) -> Result<TimeClaims, DecodeError> {
+        let text = decode_payload(token, scratch)?;
+        let mut times = TimeClaims::default();
+        walk(text, |name, reader| {
+            match name {
+                Some(claim @ ClaimName::Exp) => times.exp = Some(numeric_date(reader, claim)?),
+                Some(claim @ ClaimName::Nbf) => times.nbf = Some(numeric_date(reader, claim)?),
+                Some(claim @ ClaimName::Iat) => times.iat = Some(numeric_date(reader, claim)?),
+                _ => reader.skip_value()?,
+            }
+            Ok(())
+        })?;
+        Ok(times)
+    }
+}
+
+/// Splits the token, base64url-decodes its payload into `scratch` and checks it is UTF-8.
+fn decode_payload<'s>(token: &str, scratch: &'s mut [u8]) -> Result<&'s str, DecodeError> {
+    let mut parts = token.split('.');
+    let _header = parts.next();
+    let payload = parts.next();
+    let signature = parts.next();
+    let segments = 1 + usize::from(payload.is_some()) + usize::from(signature.is_some());
+    let segments = segments.saturating_add(parts.count());
+    let payload = match (segments, payload) {
+        (3, Some(payload)) => payload,
+        (5, _) => return Err(DecodeError::Encrypted),
+        _ => return Err(DecodeError::Malformed { segments }),
+    };
+    // The decoded length, from the characters before any padding.
+    let unpadded = payload.trim_end_matches('=').len();
+    if unpadded == 0 {
+        return Err(DecodeError::EmptyPayload);
+    }
+    let needed = match unpadded % 4 {
+        0 => unpadded / 4 * 3,
+        2 => unpadded / 4 * 3 + 1,
+        3 => unpadded / 4 * 3 + 2,
+        _ => return Err(DecodeError::Base64),
+    };
+    let capacity = scratch.len();
+    let out = scratch
+        .get_mut(..needed)
+        .ok_or(DecodeError::TooLarge { needed, capacity })?;
+    let written = BASE64URL
+        .decode_slice(payload, out)
+        .map_err(|_| DecodeError::Base64)?;
+    let bytes = out.get(..written).ok_or(DecodeError::Base64)?;
+    core::str::from_utf8(bytes).map_err(|_| DecodeError::Utf8)
+}
+
+/// Walks the top-level object, calling `member` for each claim with the reader positioned at
+/// its value (which `member` must consume). Rejects duplicate registered claims.
+fn walk<'a>(
+    text: &'a str,
+    mut member: impl FnMut(Option<ClaimName>, &mut Reader<'a>) -> Result<(), DecodeError>,
+) -> Result<(), DecodeError> {
+    let mut reader = Reader::new(text);
+    reader.begin_object()?;
+    let mut seen = 0u8;
+    let mut first = true;
+    while let Some(key) = reader.next_key(&mut first)? {
+        let name = ClaimName::from_key(key);
+        if let Some(claim) = name {
+            if seen & claim.bit() != 0 {
+                return Err(DecodeError::DuplicateClaim { claim });
+            }
+            seen |= claim.bit();
+        }
+        member(name, &mut reader)?;
+    }
+    reader.end()?;
+    Ok(())
+}
+
+/// Whether the next value is a JSON number.
+fn at_number(reader: &mut Reader<'_>) -> bool {
+    matches!(reader.peek_value(), Some(b'-' | b'0'..=b'9'))
+}
+
+/// Reads a NumericDate. Any other JSON value is skipped (so syntax errors still surface) and
+/// reported as invalid.
+fn numeric_date(reader: &mut Reader<'_>, claim: ClaimName) -> Result<UnixTime, DecodeError> {
+    if !at_number(reader) {
+        reader.skip_value()?;
+        return Err(DecodeError::InvalidNumericDate { claim });
+    }
+    let text = reader.number()?;
+    floor_seconds(text)
+        .and_then(UnixTime::from_secs)
+        .ok_or(DecodeError::InvalidNumericDate { claim })
+}
+
+/// `floor(text)` for a JSON number already checked against the grammar, in exact integer
+/// arithmetic (no float parsing is linked in). `None` for negative values and for values that
+/// do not fit `u64`; `-0`, `0.5` and `1e-9` floor to 0.
+fn floor_seconds(text: &str) -> Option<u64> {
+    let (negative, unsigned) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text),
+    };
+    let (mantissa, exponent) = match unsigned.find(['e', 'E']) {
+        Some(at) => (
+            unsigned.get(..at)?,
+            parse_exponent(unsigned.get(at.saturating_add(1)..)?),
+        ),
+        None => (unsigned, 0),
+    };
+    let (int_part, frac_part) = match mantissa.split_once('.') {
+        Some((int_part, frac_part)) => (int_part, frac_part),
+        None => (mantissa, ""),
+    };
+    let digits = || int_part.bytes().chain(frac_part.bytes());
+    if digits().all(|d| d == b'0') {
+        return Some(0);
+    }
+    if negative {
+        return None;
+    }
+    // The integer part of the value has `int_part.len() + exponent` digits of `digits()`,
+    // padded with zeros past its end.
+    let int_len = i64::try_from(int_part.len()).ok()?;
+    let whole = int_len.saturating_add(exponent);
+    let mut acc: u64 = 0;
+    let mut source = digits();
+    let mut taken: i64 = 0;
+    while taken < whole {
+        let digit = source.next().map_or(0, |d| u64::from(d.wrapping_sub(b'0')));
+        acc = acc.checked_mul(10)?.checked_add(digit)?;
+        taken = taken.saturating_add(1);
+    }
+    Some(acc)
+}
+
+/// The decimal exponent of a number, saturated far beyond any meaningful value so that the
+/// digit loop in [`floor_seconds`] stays short (it overflows `u64` within 20 steps of a
+/// non-zero digit).
+fn parse_exponent(text: &str) -> i64 {
+    let (negative, digits) = match text.as_bytes().first() {
+        Some(b'-') => (true, text.get(1..).unwrap_or_default()),
+        Some(b'+') => (false, text.get(1..).unwrap_or_default()),
+        _ => (false, text),
+    };
+    let magnitude = digits.bytes().fold(0i64, |acc, d| {
+        acc.saturating_mul(10)
+            .saturating_add(i64::from(d.wrapping_sub(b'0')))
+            .min(1_000_000)
+    });
+    if negative {
+        -magnitude
+    } else {
+        magnitude
+    }
+}
+
+/// Reads a string claim into a bounded string.
+fn string_claim<const S: usize>(
+    reader: &mut Reader<'_>,
+    claim: ClaimName,
+) -> Result<String<S>, DecodeError> {
+    if reader.peek_value() != Some(b'"') {
+        reader.skip_value()?;
+        return Err(DecodeError::InvalidClaimType { claim });
+    }
+    let raw = reader.string()?;
+    let mut out = String::new();
+    raw.decode_into(&mut out)
+        .map_err(|_| DecodeError::ClaimTooLong { claim, capacity: S })?;
+    Ok(out)
+}
+
+/// Reads `aud`: one string, or an array of strings.
+fn audience<const S: usize, const A: usize>(
+    reader: &mut Reader<'_>,
+) -> Result<Vec<String<S>, A>, DecodeError> {
+    let mut aud = Vec::new();
+    match reader.peek_value() {
+        Some(b'"') => {
+            let one = string_claim(reader, ClaimName::Aud)?;
+            aud.push(one)
+                .map_err(|_| DecodeError::TooManyAudiences { capacity: A })?;
+        }
+        Some(b'[') => {
+            reader.begin_array()?;
+            let mut first = true;
+            while reader.next_element(&mut first)? {
+                let one = string_claim(reader, ClaimName::Aud)?;
+                aud.push(one)
+                    .map_err(|_| DecodeError::TooManyAudiences { capacity: A })?;
+            }
+        }
+        _ => {
+            reader.skip_value()?;
+            return Err(DecodeError::InvalidClaimType {
+                claim: ClaimName::Aud,
+            });
+        }
+    }
+    Ok(aud)
+}
