@@ -1,1 +1,170 @@
-fn main() {}
+//! Decoding one realistic ~340-byte access token: `jwt_refresh` against `jsonwebtoken`'s
+//! unverified decoders and a hand-written `serde_json` + `base64` decode.
+//!
+//! Run with `cargo bench --bench decode` (about 25 s once built). Every decoder reads the same token,
+//! minted once at startup with `jsonwebtoken::encode` (HS256), and they are checked to agree
+//! on `exp` and `iat` before anything is measured.
+//!
+//! The comparison is not like for like in one respect: the serde decoders allocate (a `Vec`
+//! for the decoded payload, a `String` per string claim), while `Claims::decode` copies the
+//! same claims into fixed-size stack buffers and `TimeClaims::decode` copies no string at all.
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use base64_std::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64_std::Engine as _;
+use criterion::{criterion_group, criterion_main, Criterion};
+use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
+use serde::{Deserialize, Serialize};
+
+/// What the token carries: djangorestframework-simplejwt's access-token claims plus the
+/// usual OAuth-style `iss`, `aud` and `scope`.
+#[derive(Serialize)]
+struct MintedClaims<'a> {
+    token_type: &'a str,
+    exp: u64,
+    iat: u64,
+    jti: &'a str,
+    user_id: &'a str,
+    iss: &'a str,
+    aud: &'a str,
+    scope: &'a str,
+}
+
+/// The serde decoders' target: the same registered claims `jwt_refresh::Claims` reads.
+#[derive(Debug, Deserialize)]
+struct RegisteredClaims {
+    exp: Option<u64>,
+    nbf: Option<u64>,
+    iat: Option<u64>,
+    iss: Option<String>,
+    sub: Option<String>,
+    jti: Option<String>,
+    aud: Option<Audience>,
+}
+
+/// `aud` is either one string or an array of strings (RFC 7519 section 4.1.3).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum Audience {
+    One(String),
+    Many(Vec<String>),
+}
+
+const IAT: u64 = 1_700_000_000;
+const EXP: u64 = IAT + 300;
+
+fn mint_token() -> String {
+    let claims = MintedClaims {
+        token_type: "access",
+        exp: EXP,
+        iat: IAT,
+        jti: "0b66cc42f96b4f739ed7066d64f65f55",
+        user_id: "4271",
+        iss: "https://auth.example.com",
+        aud: "api.example.com",
+        scope: "read write",
+    };
+    let key = EncodingKey::from_secret(b"benchmark secret, not a real key");
+    encode(&Header::new(Algorithm::HS256), &claims, &key).expect("HS256 encoding")
+}
+
+/// What most hand-rolled "read the exp" code does: split, base64url-decode to a `Vec`, then
+/// `serde_json::from_slice`.
+fn serde_json_base64(token: &str) -> Option<RegisteredClaims> {
+    let payload = token.split('.').nth(1)?;
+    let bytes = URL_SAFE_NO_PAD.decode(payload).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// Checks, once, that every decoder reads the same `exp` and `iat` (and the strings where
+/// both sides have them).
+fn check_agreement(token: &str) {
+    let expected = (Some(EXP), Some(IAT));
+
+    let claims = jwt_refresh::Claims::decode(token).expect("Claims::decode");
+    let secs = |t: Option<jwt_refresh::UnixTime>| t.map(jwt_refresh::UnixTime::as_secs);
+    assert_eq!((secs(claims.exp), secs(claims.iat)), expected);
+
+    let times = jwt_refresh::TimeClaims::decode(token).expect("TimeClaims::decode");
+    assert_eq!((secs(times.exp), secs(times.iat)), expected);
+
+    let serde_decoders: [(&str, RegisteredClaims); 3] = [
+        (
+            "insecure_decode_claims",
+            jsonwebtoken::dangerous::insecure_decode_claims(token).expect("insecure_decode_claims"),
+        ),
+        (
+            "insecure_decode",
+            jsonwebtoken::dangerous::insecure_decode(token)
+                .expect("insecure_decode")
+                .claims,
+        ),
+        (
+            "serde_json_base64",
+            serde_json_base64(token).expect("serde_json + base64"),
+        ),
+    ];
+    for (name, c) in serde_decoders {
+        assert_eq!((c.exp, c.iat), expected, "{name}");
+        assert_eq!(c.jti.as_deref(), claims.jti.as_deref(), "{name}");
+        assert_eq!(c.iss.as_deref(), claims.iss.as_deref(), "{name}");
+        assert_eq!((c.nbf, c.sub.as_deref()), (None, None), "{name}");
+        let aud: Vec<&str> = match &c.aud {
+            Some(Audience::One(one)) => vec![one.as_str()],
+            Some(Audience::Many(many)) => many.iter().map(String::as_str).collect(),
+            None => Vec::new(),
+        };
+        assert_eq!(aud, claims.audiences().collect::<Vec<_>>(), "{name}");
+    }
+}
+
+fn decode_340b(c: &mut Criterion) {
+    let token = mint_token();
+    eprintln!("decode_340B: token is {} bytes", token.len());
+    check_agreement(&token);
+    let token = token.as_str();
+
+    let mut group = c.benchmark_group("decode_340B");
+    group
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3));
+
+    group.bench_function("jwt_refresh::Claims::decode", |b| {
+        b.iter(|| black_box(jwt_refresh::Claims::decode(black_box(token))))
+    });
+    group.bench_function("jwt_refresh::TimeClaims::decode", |b| {
+        b.iter(|| black_box(jwt_refresh::TimeClaims::decode(black_box(token))))
+    });
+    group.bench_function("jwt_refresh::TimeClaims::decode_in (reused buffer)", |b| {
+        let mut scratch = [0u8; 1024];
+        b.iter(|| {
+            black_box(jwt_refresh::TimeClaims::decode_in(
+                black_box(token),
+                &mut scratch,
+            ))
+        })
+    });
+    group.bench_function("jsonwebtoken::insecure_decode_claims", |b| {
+        b.iter(|| {
+            black_box(jsonwebtoken::dangerous::insecure_decode_claims::<
+                RegisteredClaims,
+            >(black_box(token)))
+        })
+    });
+    group.bench_function("jsonwebtoken::insecure_decode", |b| {
+        b.iter(|| {
+            black_box(
+                jsonwebtoken::dangerous::insecure_decode::<RegisteredClaims>(black_box(token)),
+            )
+        })
+    });
+    group.bench_function("serde_json+base64", |b| {
+        b.iter(|| black_box(serde_json_base64(black_box(token))))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, decode_340b);
+criterion_main!(benches);

@@ -12,7 +12,7 @@ use base64::engine::DecodePaddingMode;
 use base64::{alphabet, Engine as _};
 use heapless::{String, Vec};
 
-use crate::json::{JsonError, RawStr, Reader};
+use crate::json::{self, JsonError, RawStr, Reader};
 use crate::time::UnixTime;
 
 /// Default capacity, in bytes, of each string claim (`iss`, `sub`, `jti` and every `aud` entry).
@@ -75,14 +75,18 @@ impl ClaimName {
     }
 
     fn from_str(name: &str) -> Option<ClaimName> {
-        Some(match name {
-            "exp" => ClaimName::Exp,
-            "nbf" => ClaimName::Nbf,
-            "iat" => ClaimName::Iat,
-            "iss" => ClaimName::Iss,
-            "sub" => ClaimName::Sub,
-            "jti" => ClaimName::Jti,
-            "aud" => ClaimName::Aud,
+        // Every registered name has three bytes: compare them as one array, not as strings.
+        let &[a, b, c] = name.as_bytes() else {
+            return None;
+        };
+        Some(match [a, b, c] {
+            [b'e',b'x',b'p'] => ClaimName::Exp,
+            [b'n',b'b',b'f'] => ClaimName::Nbf,
+            [b'i',b'a',b't'] => ClaimName::Iat,
+            [b'i',b's',b's'] => ClaimName::Iss,
+            [b's',b'u',b'b'] => ClaimName::Sub,
+            [b'j',b't',b'i'] => ClaimName::Jti,
+            [b'a',b'u',b'd'] => ClaimName::Aud,
             _ => return None,
         })
     }
@@ -434,11 +438,8 @@ fn walk<'a>(
     text: &'a str,
     mut member: impl FnMut(Option<ClaimName>, &mut Reader<'a>) -> Result<(), DecodeError>,
 ) -> Result<(), DecodeError> {
-    let mut reader = Reader::new(text);
-    reader.begin_object()?;
     let mut seen = 0u8;
-    let mut first = true;
-    while let Some(key) = reader.next_key(&mut first)? {
+    json::members(text, |key, reader| {
         let name = ClaimName::from_key(key);
         if let Some(claim) = name {
             if seen & claim.bit() != 0 {
@@ -446,10 +447,8 @@ fn walk<'a>(
             }
             seen |= claim.bit();
         }
-        member(name, &mut reader)?;
-    }
-    reader.end()?;
-    Ok(())
+        member(name, reader)
+    })
 }
 
 /// Whether the next value is a JSON number.
@@ -473,7 +472,14 @@ fn numeric_date(reader: &mut Reader<'_>, claim: ClaimName) -> Result<UnixTime, D
 /// `floor(text)` for a JSON number already checked against the grammar, in exact integer
 /// arithmetic (no float parsing is linked in). `None` for negative values and for values that
 /// do not fit `u64`; `-0`, `0.5` and `1e-9` floor to 0.
-fn floor_seconds(text: &str) -> Option<u64> {
+pub(crate) fn floor_seconds(text: &str) -> Option<u64> {
+    // The common case, plain digits, in one pass.
+    if text.bytes().all(|d| d.is_ascii_digit()) {
+        return text.bytes().try_fold(0u64, |acc, d| {
+            acc.checked_mul(10)?
+                .checked_add(u64::from(d.wrapping_sub(b'0')))
+        });
+    }
     let (negative, unsigned) = match text.strip_prefix('-') {
         Some(rest) => (true, rest),
         None => (false, text),

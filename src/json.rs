@@ -36,6 +36,14 @@ pub(crate) struct RawStr<'a> {
 pub(crate) struct Overflow;
 
 impl<'a> RawStr<'a> {
+    /// Text taken as it is (a token handed over by the application, not read from JSON).
+    pub(crate) fn plain(text: &'a str) -> Self {
+        RawStr {
+            raw: text,
+            escaped: false,
+        }
+    }
+
     /// The string, when it has no escapes (then it is the decoded text as is).
     pub(crate) fn unescaped(self) -> Option<&'a str> {
         if self.escaped {
@@ -48,22 +56,59 @@ impl<'a> RawStr<'a> {
     /// Decodes the string (escapes included) into `out`, which is cleared first.
     pub(crate) fn decode_into<const N: usize>(self, out: &mut String<N>) -> Result<(), Overflow> {
         out.clear();
+        match self.unescaped() {
+            Some(plain) => out.push_str(plain).map_err(|_| Overflow),
+            None => self.try_for_each_char(|c| out.push(c).map_err(|_| Overflow), Overflow),
+        }
+    }
+
+    /// Calls `f` with every decoded character, stopping at its first error.
+    pub(crate) fn try_for_each_char<E: Copy>(
+        self,
+        mut f: impl FnMut(char) -> Result<(), E>,
+        invalid: E,
+    ) -> Result<(), E> {
+        if !self.escaped {
+            return self.raw.chars().try_for_each(f);
+        }
         let mut rest = self.raw;
-        loop {
+        while !rest.is_empty() {
             match rest.find('\\') {
-                None => return out.push_str(rest).map_err(|_| Overflow),
+                None => return rest.chars().try_for_each(f),
                 Some(at) => {
-                    let (plain, escape) = rest.split_at(at);
-                    out.push_str(plain).map_err(|_| Overflow)?;
-                    // The reader validated every escape, so this only fails on a logic error;
-                    // report it as overflow rather than panic.
-                    let (ch, used) = decode_escape(escape.as_bytes()).ok_or(Overflow)?;
-                    out.push(ch).map_err(|_| Overflow)?;
-                    rest = escape.get(used..).ok_or(Overflow)?;
+                    let Some((plain, escape)) = rest.split_at_checked(at) else {
+                        return Err(invalid);
+                    };
+                    plain.chars().try_for_each(&mut f)?;
+                    match decode_escape(escape.as_bytes()) {
+                        Some((ch, used)) => {
+                            f(ch)?;
+                            rest = escape.get(used..).unwrap_or_default();
+                        }
+                        None => return Err(invalid),
+                    }
                 }
             }
         }
+        Ok(())
     }
+}
+
+/// Walks the members of the object that `text` holds: `member` gets each key with the reader
+/// positioned at its value, which it must consume (or skip). Only white space may follow the
+/// object.
+pub(crate) fn members<'a, E: From<JsonError>>(
+    text: &'a str,
+    mut member: impl FnMut(RawStr<'a>, &mut Reader<'a>) -> Result<(), E>,
+) -> Result<(), E> {
+    let mut reader = Reader::new(text);
+    reader.begin_object()?;
+    let mut first = true;
+    while let Some(key) = reader.next_key(&mut first)? {
+        member(key, &mut reader)?;
+    }
+    reader.end()?;
+    Ok(())
 }
 
 /// Decodes one escape sequence at the start of `bytes` (which begins with a backslash).
@@ -200,10 +245,16 @@ impl<'a> Reader<'a> {
         self.expect(b'"')?;
         let start = self.pos;
         let mut escaped = false;
+        let bytes = self.text.as_bytes();
         loop {
-            let bytes = self.text.as_bytes();
+            // Jump over plain characters in one tight loop (no per-byte bounds checks).
+            let rest = bytes.get(self.pos..).unwrap_or_default();
+            let plain = rest
+                .iter()
+                .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
+                .unwrap_or(rest.len());
+            self.pos = self.pos.saturating_add(plain);
             match bytes.get(self.pos) {
-                None => return Err(self.error()),
                 Some(b'"') => break,
                 Some(b'\\') => {
                     let rest = bytes.get(self.pos..).unwrap_or_default();
@@ -211,9 +262,8 @@ impl<'a> Reader<'a> {
                     escaped = true;
                     self.pos = self.pos.saturating_add(used);
                 }
-                // RFC 8259: control characters must be escaped.
-                Some(0x00..=0x1F) => return Err(self.error()),
-                Some(_) => self.bump(),
+                // The end of the text, or a control character: RFC 8259 wants those escaped.
+                _ => return Err(self.error()),
             }
         }
         let raw = self.text.get(start..self.pos).ok_or_else(|| self.error())?;

@@ -1,34 +1,67 @@
 //! `jwt-refresh` keeps a device or service authenticated against an HTTP API that uses
 //! short-lived JWT access tokens and longer-lived refresh tokens.
 //!
-//! It is `#![no_std]`, never allocates, and runs the same on a Cortex-M microcontroller and on
-//! a Linux server. Every buffer has a capacity fixed at compile time: a token that does not fit
+//! It is `no_std`, never allocates, and runs the same on a Cortex-M microcontroller and on a
+//! Linux server. Every buffer has a capacity fixed at compile time: a token that does not fit
 //! is a typed error, never a truncation or a panic.
 //!
 //! **The client never verifies signatures.** The server does. This crate reads a token's claims
 //! only to decide *when* to refresh (RFC 8725 section 3.10): never use them for authorization.
 //!
-//! # What is here so far
+//! # Layers
 //! - [`claims`]: reads a token's registered claims (`exp`, `nbf`, `iat`, `iss`, `sub`, `jti`,
 //!   `aud`) into fixed-size buffers, with [`Claims::decode`], or only its times with
 //!   [`TimeClaims::decode`].
-//! - [`time`]: [`UnixTime`], the NumericDate type.
+//! - [`policy`]: when to refresh ([`RefreshPolicy`]): margins, jitter, backoff.
+//! - [`protocol`]: the SimpleJWT and OAuth 2.0 request bodies and answers.
+//! - [`session`]: the sans-IO state machine ([`Session`]) that decides, before every request,
+//!   whether to send, refresh, log in, wait or give up.
+//! - [`time`]: [`Instant`] and [`Duration`] on the caller's monotonic clock, [`UnixTime`].
+//!
+//! # Call protocol
+//! **A [`Session`] never reads a clock, sleeps or does I/O: `now` is an argument everywhere.
+//! Before each API request call [`Session::poll`] and act on its [`Output`]: send the refresh or
+//! login request it gives and feed the answer back with [`Session::handle_token_response`] (or
+//! [`Session::handle_no_answer`]), save a [`Output::Persist`]ed refresh token and confirm with
+//! [`Session::handle_persisted`], then poll again, until it answers [`Output::Send`] (or
+//! [`Output::Timeout`], [`Output::LoginRequired`], [`Output::Failed`]). Report the API's status
+//! with [`Session::handle_api_status`]. Calling `poll` early or twice is harmless.**
 //!
 //! ```
-//! use jwt_refresh::Claims;
-//! // A SimpleJWT access token (HS256; the signature is not checked here).
-//! let token = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.\
-//!     eyJ0b2tlbl90eXBlIjoiYWNjZXNzIiwiZXhwIjoxNzAwMDAwMzAwLCJpYXQiOjE3MDAwMDAwMDAsImp0aSI6IjBiNjZjYzQyZjk2YjRmNzM5ZWQ3MDY2ZDY0ZjY1ZjU1IiwidXNlcl9pZCI6IjEifQ.\
-//!     c2lnbmF0dXJl";
-//! let claims = Claims::decode(token)?;
-//! let lifetime = claims.exp.zip(claims.iat).and_then(|(exp, iat)| exp.checked_secs_since(iat));
-//! assert_eq!(lifetime, Some(300));
-//! assert_eq!(claims.jti.as_deref(), Some("0b66cc42f96b4f739ed7066d64f65f55"));
-//! # Ok::<(), jwt_refresh::DecodeError>(())
+//! use jwt_refresh::protocol::{Credentials, SimpleJwt};
+//! use jwt_refresh::{Instant, Output, Protocol, RefreshPolicy, Session, TokenResponse};
+//!
+//! let protocol = Protocol::SimpleJwt(SimpleJwt {
+//!     credentials: Some(Credentials { username: "device-7", password: "secret" }),
+//!     ..SimpleJwt::default()
+//! });
+//! let mut session: Session<'_> = Session::new(protocol, RefreshPolicy::default());
+//! let mut buf = [0u8; 512];
+//! let now = Instant::from_secs(0);
+//!
+//! // No tokens yet: the session asks for a login and gives the request to send.
+//! let Output::Login(request) = session.poll(now, &mut buf) else { unreachable!() };
+//! assert_eq!(request.path, "/api/token/");
+//! assert_eq!(request.body, br#"{"username":"device-7","password":"secret"}"#);
+//!
+//! // The server's answer (real ones carry JWTs; opaque tokens are used until rejected).
+//! let body = br#"{"refresh":"r-1","access":"a-1"}"#;
+//! let answer = TokenResponse { status: 200, body, retry_after: None };
+//! session.handle_token_response(now, None, &answer)?;
+//!
+//! // A new refresh token is handed over for saving before the access token is used.
+//! let Output::Persist(refresh) = session.poll(now, &mut buf) else { unreachable!() };
+//! assert_eq!(refresh.expose(), "r-1");
+//! session.handle_persisted(true);
+//!
+//! let Output::Send { authorization, .. } = session.poll(now, &mut buf) else { unreachable!() };
+//! assert_eq!(authorization, "Bearer a-1");
+//! # Ok::<(), jwt_refresh::RefreshError>(())
 //! ```
 //!
 //! # Features
-//! - `defmt`: `defmt::Format` for the public types. Errors and claims never contain token text.
+//! - `defmt`: `defmt::Format` for the public types. Errors, claims and session state never
+//!   contain token text.
 
 #![no_std]
 #![forbid(unsafe_code)]
@@ -48,7 +81,18 @@
 
 pub mod claims;
 mod json;
+pub mod policy;
+pub mod protocol;
+pub mod session;
 pub mod time;
 
 pub use claims::{ClaimName, Claims, DecodeError, TimeClaims};
-pub use time::UnixTime;
+pub use policy::{Lease, RefreshPolicy};
+pub use protocol::{FailureClass, Protocol, RefreshError, Request, TokenResponse};
+pub use session::{ApiVerdict, Output, Session, TokenId};
+pub use time::{Duration, Instant, UnixTime};
+
+/// The README's Rust examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -1,7 +1,8 @@
-//! Time types shared by the claims decoder and, later, the session state machine.
+//! Time types: the monotonic [`Instant`] and [`Duration`] that deadlines live on, and the calendar
+//! [`UnixTime`] that JWT claims speak.
 //!
-//! `UnixTime` is a calendar instant in whole seconds (a JWT NumericDate). Every operation on it
-//! is checked or saturating: no clock reading or claim value can overflow or panic.
+//! Every operation is checked or saturating: no clock reading or claim value can overflow or
+//! panic. The crate never reads a clock itself; callers pass `Instant`s in.
 
 use core::fmt;
 
@@ -47,6 +48,142 @@ impl fmt::Display for UnixTime {
     }
 }
 
+/// A point on the caller's monotonic clock, in milliseconds since an arbitrary origin (boot,
+/// say), like smoltcp's `Instant`. It never goes backwards on a correct clock; the session
+/// copes when it does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Instant(u64);
+
+/// A span of monotonic time in milliseconds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Duration(u64);
+
+impl Instant {
+    /// The clock's origin.
+    pub const ZERO: Instant = Instant(0);
+    /// The far future: a deadline that never comes.
+    pub const MAX: Instant = Instant(u64::MAX);
+
+    /// An instant `millis` milliseconds after the origin.
+    pub const fn from_millis(millis: u64) -> Instant {
+        Instant(millis)
+    }
+
+    /// An instant `secs` seconds after the origin (saturating).
+    pub const fn from_secs(secs: u64) -> Instant {
+        Instant(secs.saturating_mul(1000))
+    }
+
+    /// Milliseconds since the origin.
+    pub const fn as_millis(self) -> u64 {
+        self.0
+    }
+
+    /// `self + d`, saturating at [`Instant::MAX`].
+    #[must_use]
+    pub const fn saturating_add(self, d: Duration) -> Instant {
+        Instant(self.0.saturating_add(d.0))
+    }
+
+    /// `self - d`, saturating at [`Instant::ZERO`].
+    #[must_use]
+    pub const fn saturating_sub(self, d: Duration) -> Instant {
+        Instant(self.0.saturating_sub(d.0))
+    }
+
+    /// The time from `earlier` to `self`, or zero when `earlier` is later.
+    pub const fn saturating_duration_since(self, earlier: Instant) -> Duration {
+        Duration(self.0.saturating_sub(earlier.0))
+    }
+}
+
+impl Duration {
+    /// No time at all.
+    pub const ZERO: Duration = Duration(0);
+    /// The longest span.
+    pub const MAX: Duration = Duration(u64::MAX);
+
+    /// `millis` milliseconds.
+    pub const fn from_millis(millis: u64) -> Duration {
+        Duration(millis)
+    }
+
+    /// `secs` seconds (saturating).
+    pub const fn from_secs(secs: u64) -> Duration {
+        Duration(secs.saturating_mul(1000))
+    }
+
+    /// In milliseconds.
+    pub const fn as_millis(self) -> u64 {
+        self.0
+    }
+
+    /// In whole seconds, rounded down.
+    pub const fn as_secs(self) -> u64 {
+        self.0 / 1000
+    }
+
+    /// `self + other`, saturating.
+    #[must_use]
+    pub const fn saturating_add(self, other: Duration) -> Duration {
+        Duration(self.0.saturating_add(other.0))
+    }
+
+    /// `self - other`, saturating at zero.
+    #[must_use]
+    pub const fn saturating_sub(self, other: Duration) -> Duration {
+        Duration(self.0.saturating_sub(other.0))
+    }
+
+    /// `self * n / d` in 128-bit arithmetic, so neither step overflows; `d = 0` gives zero.
+    #[must_use]
+    pub const fn mul_div(self, n: u64, d: u64) -> Duration {
+        if d == 0 {
+            return Duration::ZERO;
+        }
+        let wide = (self.0 as u128) * (n as u128) / (d as u128);
+        Duration(if wide > u64::MAX as u128 {
+            u64::MAX
+        } else {
+            wide as u64
+        })
+    }
+
+    /// The smaller of two spans.
+    #[must_use]
+    pub const fn min(self, other: Duration) -> Duration {
+        if self.0 <= other.0 {
+            self
+        } else {
+            other
+        }
+    }
+
+    /// The larger of two spans.
+    #[must_use]
+    pub const fn max(self, other: Duration) -> Duration {
+        if self.0 >= other.0 {
+            self
+        } else {
+            other
+        }
+    }
+}
+
+impl fmt::Display for Instant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{:03}s", self.0 / 1000, self.0 % 1000)
+    }
+}
+
+impl fmt::Display for Duration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{:03}s", self.0 / 1000, self.0 % 1000)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -68,5 +205,31 @@ mod tests {
         let b = UnixTime::from_secs(160).unwrap();
         assert_eq!(b.checked_secs_since(a), Some(60));
         assert_eq!(a.checked_secs_since(b), None);
+    }
+
+    #[test]
+    fn instant_and_duration_saturate() {
+        let t = Instant::from_secs(5);
+        assert_eq!(t.as_millis(), 5000);
+        assert_eq!(
+            Instant::MAX.saturating_add(Duration::from_secs(1)),
+            Instant::MAX
+        );
+        assert_eq!(
+            Instant::ZERO.saturating_sub(Duration::from_secs(1)),
+            Instant::ZERO
+        );
+        assert_eq!(
+            t.saturating_duration_since(Instant::from_secs(7)),
+            Duration::ZERO
+        );
+        assert_eq!(Instant::from_secs(u64::MAX), Instant::MAX);
+        assert_eq!(
+            Duration::from_secs(300).mul_div(1, 10),
+            Duration::from_secs(30)
+        );
+        assert_eq!(Duration::MAX.mul_div(3, 2), Duration::MAX);
+        assert_eq!(Duration::from_secs(1).mul_div(1, 0), Duration::ZERO);
+        assert_eq!(Duration::from_millis(1500).as_secs(), 1);
     }
 }

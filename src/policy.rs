@@ -1,0 +1,584 @@
+//! When to refresh: pure functions from a token's lifetime, the policy and a random draw to its
+//! deadlines (`usable_at <= refresh_at <= expires_at`, like a DHCP lease), and the backoff
+//! after a failed refresh.
+//!
+//! # Why these defaults
+//! The common browser recipe refreshes when less than a fixed 300 s remain. Against SimpleJWT's
+//! default 5-minute access tokens that threshold is always crossed, so it refreshes before
+//! *every* request. Here the margin scales with the lifetime instead: 10 % of it, at least 1 s,
+//! at most 5 minutes, and never more than half the lifetime. Without jitter, a 5-minute token is
+//! refreshed about 30 s before it expires (and used for about 4.5 minutes); a 1-hour token 5
+//! minutes early.
+//!
+//! A fleet whose devices log in together (mass provisioning, the end of an outage) would refresh
+//! together at every lifetime. So the refresh instant is moved earlier by a random jitter: up to
+//! 40 % of the lifetime on the first lease after a login, a provisioning or a failed refresh
+//! (which scatters a synchronised fleet), and up to 10 % on routine refreshes (which keeps it
+//! scattered at little cost). Jitter never moves the refresh before half the lifetime.
+//!
+//! Lifetimes derived from whole-second values (`expires_in`, `exp - iat`) lose one second:
+//! servers floor `iat`, so a token can die up to a second earlier than `exp - iat` suggests.
+
+use core::fmt;
+
+use crate::claims::TimeClaims;
+use crate::time::{Duration, Instant, UnixTime};
+
+/// How a session schedules refreshes and retries. [`RefreshPolicy::default`] documents the
+/// defaults; every field is public so that a fleet can tune them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct RefreshPolicy {
+    /// Refresh margin before expiry, in per mille of the lifetime (default 100: 10 %).
+    pub margin_permille: u16,
+    /// Smallest margin (default 1 s), still capped at half the lifetime.
+    pub min_margin: Duration,
+    /// Largest margin (default 5 minutes).
+    pub max_margin: Duration,
+    /// Jitter window of routine refreshes, in per mille of the lifetime (default 100: 10 %).
+    pub jitter_permille: u16,
+    /// Jitter window of the first lease after a login, a provisioning or a failed refresh, in per
+    /// mille of the lifetime (default 400: 40 %).
+    pub first_jitter_permille: u16,
+    /// Largest jitter window (default 30 minutes).
+    pub max_jitter: Duration,
+    /// First backoff after a transient refresh failure (default 1 s).
+    pub backoff_base: Duration,
+    /// Largest backoff (default 5 minutes). Backoff doubles per failure, with full jitter.
+    pub backoff_max: Duration,
+    /// Largest `Retry-After` honoured (default 1 hour): a hostile answer cannot park the client.
+    pub max_retry_after: Duration,
+    /// A refresh or login with no answer after this long counts as failed (default 30 s).
+    pub request_timeout: Duration,
+    /// Lifetime assumed for a token with neither `exp` nor `expires_in` (default `None`: use it
+    /// until the API answers 401, and never refresh it proactively).
+    pub assumed_lifetime: Option<Duration>,
+    /// An `iat` further than this ahead of a trusted wall clock is flagged
+    /// [`LeaseWarning::IssuedInFuture`] (default 5 minutes).
+    pub max_clock_skew: Duration,
+    /// Seed of the jitter generator. Give every device its own (a serial number, a hardware
+    /// random number): devices sharing a seed share their jitter.
+    pub seed: u64,
+}
+
+impl Default for RefreshPolicy {
+    fn default() -> Self {
+        RefreshPolicy {
+            margin_permille: 100,
+            min_margin: Duration::from_secs(1),
+            max_margin: Duration::from_secs(300),
+            jitter_permille: 100,
+            first_jitter_permille: 400,
+            max_jitter: Duration::from_secs(1800),
+            backoff_base: Duration::from_secs(1),
+            backoff_max: Duration::from_secs(300),
+            max_retry_after: Duration::from_secs(3600),
+            request_timeout: Duration::from_secs(30),
+            assumed_lifetime: None,
+            max_clock_skew: Duration::from_secs(300),
+            seed: 0x6a77_742d_7265_6672, // "jwt-refr"
+        }
+    }
+}
+
+/// Where a lease's lifetime came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum LifetimeSource {
+    /// The token endpoint's `expires_in`.
+    ExpiresIn,
+    /// The token's `exp - iat`.
+    IssuedAt,
+    /// The token's `exp` against the caller's trusted wall clock.
+    WallClock,
+    /// [`RefreshPolicy::assumed_lifetime`].
+    Assumed,
+    /// None: the token is used until the API rejects it.
+    Unknown,
+}
+
+/// Something implausible in a token that did not stop it from being scheduled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum LeaseWarning {
+    /// `iat` lies more than [`RefreshPolicy::max_clock_skew`] ahead of the trusted wall clock:
+    /// one of the two clocks is wrong. The schedule uses `exp - iat`, which does not depend on
+    /// either.
+    IssuedInFuture,
+}
+
+/// Why a token cannot be scheduled at all.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum LeaseError {
+    /// `expires_in` is zero, or `exp` is not after `iat`.
+    NonPositiveLifetime,
+    /// `exp` is already past by the trusted wall clock.
+    Expired,
+    /// `nbf` is not before the end of the token's life: it would never be usable.
+    NeverUsable,
+}
+
+impl fmt::Display for LeaseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            LeaseError::NonPositiveLifetime => "the token's lifetime is zero or negative",
+            LeaseError::Expired => "the token has already expired by the wall clock",
+            LeaseError::NeverUsable => "the token's nbf is not before its expiry",
+        })
+    }
+}
+
+impl core::error::Error for LeaseError {}
+
+/// A token's schedule on the monotonic clock: use it from `usable_at`, refresh from
+/// `refresh_at`, never send it from `expires_at` on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Lease {
+    /// When the request that fetched the token was sent: the anchor of every deadline.
+    pub fetched_at: Instant,
+    /// When the token becomes usable (`nbf`); usually `fetched_at`.
+    pub usable_at: Instant,
+    /// When to refresh; [`Instant::MAX`] when the lifetime is unknown.
+    pub refresh_at: Instant,
+    /// When the token must no longer be sent; [`Instant::MAX`] when the lifetime is unknown.
+    pub expires_at: Instant,
+    /// Where the lifetime came from.
+    pub source: LifetimeSource,
+    /// Anything implausible that was noticed.
+    pub warning: Option<LeaseWarning>,
+}
+
+impl Lease {
+    /// Whether the token may be sent at `now`.
+    pub fn is_usable(&self, now: Instant) -> bool {
+        now >= self.usable_at && now < self.expires_at
+    }
+
+    /// Whether the lifetime is known (the lease has real deadlines).
+    pub fn is_scheduled(&self) -> bool {
+        self.source != LifetimeSource::Unknown
+    }
+}
+
+/// What is known about a freshly fetched token.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TokenFacts {
+    /// The token endpoint's `expires_in`, in seconds.
+    pub expires_in: Option<u64>,
+    /// The access token's time claims, when it is a readable JWT.
+    pub times: Option<TimeClaims>,
+    /// The caller's trusted wall clock at the time the token arrived, if it has one.
+    pub wall_now: Option<UnixTime>,
+}
+
+impl RefreshPolicy {
+    /// The margin before expiry for a token living `lifetime`.
+    pub fn margin(&self, lifetime: Duration) -> Duration {
+        lifetime
+            .mul_div(u64::from(self.margin_permille), 1000)
+            .max(self.min_margin)
+            .min(self.max_margin)
+            .min(lifetime.mul_div(1, 2))
+    }
+
+    /// The schedule of a token fetched by a request sent at `fetched_at`.
+    ///
+    /// `first` selects the wide jitter window (first lease after a login, provisioning or
+    /// failure); `draw` is a random number (the session's generator supplies it).
+    pub fn lease(
+        &self,
+        fetched_at: Instant,
+        facts: &TokenFacts,
+        first: bool,
+        draw: u64,
+    ) -> Result<Lease, LeaseError> {
+        let times = facts.times.unwrap_or_default();
+        let mut warning = None;
+        if let (Some(iat), Some(wall)) = (times.iat, facts.wall_now) {
+            if iat.checked_secs_since(wall).map(Duration::from_secs) > Some(self.max_clock_skew) {
+                warning = Some(LeaseWarning::IssuedInFuture);
+            }
+        }
+        let (source, whole_secs) = match (facts.expires_in, times.exp, times.iat, facts.wall_now) {
+            (Some(secs), ..) => (LifetimeSource::ExpiresIn, Some(secs)),
+            (None, Some(exp), Some(iat), _) => (
+                LifetimeSource::IssuedAt,
+                Some(exp.checked_secs_since(iat).unwrap_or(0)),
+            ),
+            (None, Some(exp), None, Some(wall)) => match exp.checked_secs_since(wall) {
+                Some(secs) if secs > 0 => (LifetimeSource::WallClock, Some(secs)),
+                _ => return Err(LeaseError::Expired),
+            },
+            _ if self.assumed_lifetime.is_some() => (LifetimeSource::Assumed, None),
+            _ => (LifetimeSource::Unknown, None),
+        };
+        let lifetime = match (whole_secs, source) {
+            (Some(0), _) => return Err(LeaseError::NonPositiveLifetime),
+            // Whole seconds, floored by the server: take one second off (keeping at least half).
+            (Some(secs), _) => {
+                let raw = Duration::from_secs(secs);
+                raw.saturating_sub(Duration::from_secs(1))
+                    .max(raw.mul_div(1, 2))
+            }
+            (None, LifetimeSource::Assumed) => self.assumed_lifetime.unwrap_or(Duration::MAX),
+            (None, _) => Duration::MAX,
+        };
+        // `nbf` relative to the same reference as the lifetime.
+        let wait = match (times.nbf, times.iat, facts.wall_now) {
+            (Some(nbf), Some(iat), _) => nbf.checked_secs_since(iat),
+            (Some(nbf), None, Some(wall)) => nbf.checked_secs_since(wall),
+            _ => None,
+        }
+        .map_or(Duration::ZERO, Duration::from_secs);
+        let usable_at = fetched_at.saturating_add(wait);
+        if source == LifetimeSource::Unknown {
+            return Ok(Lease {
+                fetched_at,
+                usable_at,
+                refresh_at: Instant::MAX,
+                expires_at: Instant::MAX,
+                source,
+                warning,
+            });
+        }
+        if wait >= lifetime {
+            return Err(LeaseError::NeverUsable);
+        }
+        let expires_at = fetched_at.saturating_add(lifetime);
+        let margin = self.margin(lifetime);
+        let permille = if first {
+            self.first_jitter_permille
+        } else {
+            self.jitter_permille
+        };
+        let window = lifetime
+            .mul_div(u64::from(permille), 1000)
+            .min(self.max_jitter)
+            .min(lifetime.mul_div(1, 2).saturating_sub(margin));
+        let jitter = uniform(draw, window);
+        let refresh_at = expires_at
+            .saturating_sub(margin)
+            .saturating_sub(jitter)
+            .max(usable_at);
+        Ok(Lease {
+            fetched_at,
+            usable_at,
+            refresh_at,
+            expires_at,
+            source,
+            warning,
+        })
+    }
+
+    /// The wait after the `failures`-th consecutive transient failure (1 for the first):
+    /// exponential with full jitter, between `backoff_base` and
+    /// `min(backoff_max, backoff_base * 2^(failures-1))`, and at least the server's
+    /// `Retry-After` (capped at `max_retry_after`).
+    pub fn backoff(&self, failures: u32, retry_after: Option<Duration>, draw: u64) -> Duration {
+        let doublings = failures.saturating_sub(1).min(63);
+        let ceiling = Duration::from_millis(
+            self.backoff_base
+                .as_millis()
+                .saturating_mul(1u64 << doublings),
+        )
+        .min(self.backoff_max)
+        .max(self.backoff_base);
+        let span = ceiling.saturating_sub(self.backoff_base);
+        let delay = self.backoff_base.saturating_add(uniform(draw, span));
+        match retry_after {
+            Some(after) => delay.max(after.min(self.max_retry_after)),
+            None => delay,
+        }
+    }
+}
+
+/// A duration uniformly drawn from `[0, max]` (millisecond resolution).
+fn uniform(draw: u64, max: Duration) -> Duration {
+    match max.as_millis().checked_add(1) {
+        Some(n) => Duration::from_millis(draw % n),
+        None => Duration::from_millis(draw),
+    }
+}
+
+/// SplitMix64: a tiny, well-mixed generator for jitter (not for secrets).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub(crate) struct Jitter(u64);
+
+impl Jitter {
+    pub(crate) const fn new(seed: u64) -> Self {
+        Jitter(seed)
+    }
+
+    pub(crate) fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn secs(s: u64) -> Duration {
+        Duration::from_secs(s)
+    }
+    fn at(s: u64) -> Instant {
+        Instant::from_secs(s)
+    }
+    fn unix(s: u64) -> Option<UnixTime> {
+        UnixTime::from_secs(s)
+    }
+    fn times(exp: Option<u64>, iat: Option<u64>, nbf: Option<u64>) -> Option<TimeClaims> {
+        Some(TimeClaims {
+            exp: exp.and_then(UnixTime::from_secs),
+            iat: iat.and_then(UnixTime::from_secs),
+            nbf: nbf.and_then(UnixTime::from_secs),
+        })
+    }
+    fn no_jitter() -> RefreshPolicy {
+        RefreshPolicy {
+            jitter_permille: 0,
+            first_jitter_permille: 0,
+            ..RefreshPolicy::default()
+        }
+    }
+
+    #[test]
+    fn five_minute_token_is_not_refreshed_on_every_request() {
+        // The fixed-300 s rule would refresh a 300 s token at once; the policy waits ~4.5 min.
+        let p = no_jitter();
+        let facts = TokenFacts {
+            times: times(Some(1_000_300), Some(1_000_000), None),
+            ..TokenFacts::default()
+        };
+        let lease = p.lease(at(10), &facts, true, 0).unwrap();
+        assert_eq!(lease.source, LifetimeSource::IssuedAt);
+        assert_eq!(lease.expires_at, at(10 + 299));
+        assert_eq!(
+            lease.refresh_at,
+            Instant::from_millis((10 + 299) * 1000 - 29_900)
+        );
+        assert!(lease.refresh_at > at(10 + 240));
+    }
+
+    #[test]
+    fn one_hour_token_is_refreshed_five_minutes_early() {
+        let p = no_jitter();
+        let facts = TokenFacts {
+            expires_in: Some(3600),
+            ..TokenFacts::default()
+        };
+        let lease = p.lease(at(0), &facts, false, 0).unwrap();
+        assert_eq!(lease.source, LifetimeSource::ExpiresIn);
+        assert_eq!(lease.expires_at, at(3599));
+        assert_eq!(lease.refresh_at, at(3599 - 300));
+    }
+
+    #[test]
+    fn margin_is_clamped_and_at_most_half_the_lifetime() {
+        let p = RefreshPolicy::default();
+        assert_eq!(p.margin(secs(299)), Duration::from_millis(29_900));
+        assert_eq!(p.margin(secs(86_400)), secs(300));
+        assert_eq!(p.margin(secs(5)), secs(1)); // min margin
+        assert_eq!(p.margin(secs(1)), Duration::from_millis(500)); // half the lifetime
+        assert_eq!(p.margin(Duration::ZERO), Duration::ZERO);
+    }
+
+    #[test]
+    fn expires_in_wins_over_claims() {
+        let p = no_jitter();
+        let facts = TokenFacts {
+            expires_in: Some(60),
+            times: times(Some(1_000_300), Some(1_000_000), None),
+            wall_now: None,
+        };
+        assert_eq!(p.lease(at(0), &facts, false, 0).unwrap().expires_at, at(59));
+    }
+
+    #[test]
+    fn wall_clock_is_the_last_resort() {
+        let p = no_jitter();
+        let facts = TokenFacts {
+            times: times(Some(1_000_100), None, None),
+            wall_now: unix(1_000_000),
+            ..TokenFacts::default()
+        };
+        let lease = p.lease(at(5), &facts, false, 0).unwrap();
+        assert_eq!(lease.source, LifetimeSource::WallClock);
+        assert_eq!(lease.expires_at, at(5 + 99));
+        let stale = TokenFacts {
+            wall_now: unix(1_000_100),
+            ..facts
+        };
+        assert_eq!(p.lease(at(5), &stale, false, 0), Err(LeaseError::Expired));
+        // Without a wall clock, `exp` alone cannot be scheduled.
+        let blind = TokenFacts {
+            wall_now: None,
+            ..facts
+        };
+        assert_eq!(
+            p.lease(at(5), &blind, false, 0).unwrap().source,
+            LifetimeSource::Unknown
+        );
+    }
+
+    #[test]
+    fn unknown_lifetime_is_reactive_not_a_loop() {
+        let p = RefreshPolicy::default();
+        let lease = p.lease(at(5), &TokenFacts::default(), true, 7).unwrap();
+        assert_eq!(lease.source, LifetimeSource::Unknown);
+        assert_eq!(
+            (lease.refresh_at, lease.expires_at),
+            (Instant::MAX, Instant::MAX)
+        );
+        assert!(lease.is_usable(at(1_000_000)));
+        let assumed = RefreshPolicy {
+            assumed_lifetime: Some(secs(600)),
+            ..no_jitter()
+        };
+        let lease = assumed
+            .lease(at(0), &TokenFacts::default(), true, 7)
+            .unwrap();
+        assert_eq!(lease.source, LifetimeSource::Assumed);
+        assert_eq!(lease.expires_at, at(600));
+        assert_eq!(lease.refresh_at, at(540));
+    }
+
+    #[test]
+    fn non_positive_lifetimes_are_errors() {
+        let p = RefreshPolicy::default();
+        for facts in [
+            TokenFacts {
+                expires_in: Some(0),
+                ..TokenFacts::default()
+            },
+            TokenFacts {
+                times: times(Some(100), Some(100), None),
+                ..TokenFacts::default()
+            },
+            TokenFacts {
+                times: times(Some(99), Some(100), None),
+                ..TokenFacts::default()
+            },
+        ] {
+            assert_eq!(
+                p.lease(at(0), &facts, false, 0),
+                Err(LeaseError::NonPositiveLifetime)
+            );
+        }
+    }
+
+    #[test]
+    fn not_before_delays_use_and_must_precede_expiry() {
+        let p = no_jitter();
+        let facts = TokenFacts {
+            times: times(Some(1300), Some(1000), Some(1010)),
+            ..TokenFacts::default()
+        };
+        let lease = p.lease(at(0), &facts, false, 0).unwrap();
+        assert_eq!(lease.usable_at, at(10));
+        assert!(!lease.is_usable(at(9)) && lease.is_usable(at(10)));
+        let never = TokenFacts {
+            times: times(Some(1300), Some(1000), Some(1299)),
+            ..TokenFacts::default()
+        };
+        assert_eq!(
+            p.lease(at(0), &never, false, 0),
+            Err(LeaseError::NeverUsable)
+        );
+    }
+
+    #[test]
+    fn iat_far_in_the_future_is_a_warning() {
+        let p = no_jitter();
+        let facts = TokenFacts {
+            times: times(Some(2_000_300), Some(2_000_000), None),
+            wall_now: unix(1_000_000),
+            ..TokenFacts::default()
+        };
+        let lease = p.lease(at(0), &facts, false, 0).unwrap();
+        assert_eq!(lease.warning, Some(LeaseWarning::IssuedInFuture));
+        assert_eq!(lease.expires_at, at(299)); // scheduled from exp - iat all the same
+        let near = TokenFacts {
+            wall_now: unix(2_000_000 - 299),
+            ..facts
+        };
+        assert_eq!(p.lease(at(0), &near, false, 0).unwrap().warning, None);
+    }
+
+    #[test]
+    fn jitter_moves_refresh_earlier_within_its_window() {
+        let p = RefreshPolicy::default();
+        let facts = TokenFacts {
+            expires_in: Some(301),
+            ..TokenFacts::default()
+        };
+        // Lifetime 300 s, margin 30 s; routine window 30 s, first window 120 s (half minus margin).
+        let mut g = Jitter::new(1);
+        let (mut lo, mut hi) = (Instant::MAX, Instant::ZERO);
+        for _ in 0..2000 {
+            let r = p
+                .lease(at(0), &facts, false, g.next_u64())
+                .unwrap()
+                .refresh_at;
+            lo = lo.min(r);
+            hi = hi.max(r);
+        }
+        assert!(lo >= at(240) && lo < at(242), "{lo}");
+        assert!(hi <= at(270) && hi > at(268), "{hi}");
+        let (mut lo, mut hi) = (Instant::MAX, Instant::ZERO);
+        for _ in 0..2000 {
+            let r = p
+                .lease(at(0), &facts, true, g.next_u64())
+                .unwrap()
+                .refresh_at;
+            lo = lo.min(r);
+            hi = hi.max(r);
+        }
+        assert!(lo >= at(150) && lo < at(153), "{lo}");
+        assert!(hi <= at(270) && hi > at(267), "{hi}");
+    }
+
+    #[test]
+    fn backoff_doubles_with_full_jitter_and_a_cap() {
+        let p = RefreshPolicy::default();
+        assert_eq!(p.backoff(1, None, 12345), secs(1));
+        for failures in 1..=20u32 {
+            let ceiling = secs(1u64 << (failures - 1).min(20)).min(secs(300));
+            let mut g = Jitter::new(u64::from(failures));
+            let mut max_seen = Duration::ZERO;
+            for _ in 0..500 {
+                let d = p.backoff(failures, None, g.next_u64());
+                assert!(d >= secs(1) && d <= ceiling, "{failures}: {d}");
+                max_seen = max_seen.max(d);
+            }
+            assert!(max_seen.as_millis() * 10 >= ceiling.as_millis() * 9);
+        }
+        assert!(p.backoff(u32::MAX, None, u64::MAX) <= secs(300));
+    }
+
+    #[test]
+    fn retry_after_is_honoured_up_to_a_cap() {
+        let p = RefreshPolicy::default();
+        assert_eq!(p.backoff(1, Some(secs(120)), 0), secs(120));
+        assert_eq!(p.backoff(1, Some(secs(10_000_000)), 0), secs(3600));
+        assert_eq!(p.backoff(1, Some(Duration::ZERO), 0), secs(1));
+    }
+
+    #[test]
+    fn splitmix_is_deterministic() {
+        let mut a = Jitter::new(42);
+        let mut b = Jitter::new(42);
+        let mut c = Jitter::new(43);
+        let xs: [u64; 3] = [a.next_u64(), a.next_u64(), a.next_u64()];
+        assert_eq!(xs, [b.next_u64(), b.next_u64(), b.next_u64()]);
+        assert_ne!(xs[0], c.next_u64());
+    }
+}

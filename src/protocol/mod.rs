@@ -1,0 +1,423 @@
+//! The token endpoint's two dialects: Django REST Framework SimpleJWT and OAuth 2.0 (RFC 6749
+//! section 6). Request bodies are written into caller buffers; answers are parsed from borrowed
+//! bytes and classified as success, retry later, log in again, or fatal configuration.
+//!
+//! Nothing here performs I/O or keeps state: the [`Session`](crate::Session) calls it.
+
+use core::fmt;
+
+use crate::json::{JsonError, RawStr};
+use crate::time::Duration;
+
+pub mod oauth2;
+pub mod simplejwt;
+mod write;
+
+pub use oauth2::{ClientAuth, OAuth2, OAuth2Login, OAuthErrorCode};
+pub use simplejwt::{Credentials, SimpleJwt};
+
+/// Which refresh protocol a session speaks, with its endpoint paths and credentials.
+///
+/// Credentials are borrowed (`'c`): on a microcontroller they can live in flash.
+#[derive(Clone, Copy)]
+pub enum Protocol<'c> {
+    /// Django REST Framework SimpleJWT.
+    SimpleJwt(SimpleJwt<'c>),
+    /// OAuth 2.0 token endpoint.
+    OAuth2(OAuth2<'c>),
+}
+
+impl fmt::Debug for Protocol<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Protocol::SimpleJwt(p) => f.debug_tuple("SimpleJwt").field(p).finish(),
+            Protocol::OAuth2(p) => f.debug_tuple("OAuth2").field(p).finish(),
+        }
+    }
+}
+
+/// An HTTP method.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Method {
+    /// `GET`.
+    Get,
+    /// `POST`.
+    Post,
+}
+
+impl Method {
+    /// The method's name on the wire.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Method::Get => "GET",
+            Method::Post => "POST",
+        }
+    }
+}
+
+/// Which server a request is for: the token endpoint may live on another host than the API.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Endpoint {
+    /// The API the application talks to.
+    Api,
+    /// The authorization server's token endpoint.
+    Auth,
+}
+
+/// A request to send, borrowed from the session and the caller's buffer.
+///
+/// `Debug` leaves out the body and the `Authorization` value: they carry secrets.
+#[derive(Clone, Copy)]
+pub struct Request<'a> {
+    /// The method.
+    pub method: Method,
+    /// Which server.
+    pub endpoint: Endpoint,
+    /// The path (and query), starting with `/`.
+    pub path: &'a str,
+    /// The `Content-Type` of the body, if there is one.
+    pub content_type: Option<&'static str>,
+    /// The `Authorization` header value, if any (OAuth 2.0 HTTP Basic client authentication).
+    pub authorization: Option<&'a str>,
+    /// The body.
+    pub body: &'a [u8],
+}
+
+impl fmt::Debug for Request<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Request")
+            .field("method", &self.method)
+            .field("endpoint", &self.endpoint)
+            .field("path", &self.path)
+            .field("content_type", &self.content_type)
+            .field("authorization", &self.authorization.map(|_| "<redacted>"))
+            .field("body_len", &self.body.len())
+            .finish()
+    }
+}
+
+/// `application/json`.
+pub const JSON: &str = "application/json";
+/// `application/x-www-form-urlencoded`.
+pub const FORM: &str = "application/x-www-form-urlencoded";
+
+/// The token endpoint's answer, as the transport received it.
+#[derive(Clone, Copy)]
+pub struct TokenResponse<'b> {
+    /// The HTTP status code.
+    pub status: u16,
+    /// The body.
+    pub body: &'b [u8],
+    /// The `Retry-After` header, when it gave a number of seconds.
+    pub retry_after: Option<Duration>,
+}
+
+impl fmt::Debug for TokenResponse<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenResponse")
+            .field("status", &self.status)
+            .field("body_len", &self.body.len())
+            .field("retry_after", &self.retry_after)
+            .finish()
+    }
+}
+
+/// What the session had asked the token endpoint for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Grant {
+    /// A refresh with the refresh token.
+    Refresh,
+    /// A login with credentials (SimpleJWT username and password, OAuth 2.0 client credentials).
+    Login,
+}
+
+/// Which token an answer problem concerns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum TokenKind {
+    /// The access token.
+    Access,
+    /// The refresh token.
+    Refresh,
+}
+
+/// A token endpoint answer that could not be used. The session's tokens are kept.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum AnswerError {
+    /// The body is not valid UTF-8 JSON (truncated, HTML from a proxy...).
+    Json,
+    /// A success answer without an access token.
+    MissingAccessToken,
+    /// A token longer than the session's buffer for it.
+    TokenTooLong {
+        /// Which token.
+        token: TokenKind,
+        /// The buffer's capacity in bytes.
+        capacity: usize,
+    },
+    /// A token with characters that cannot go into a header or a body (or an empty one).
+    InvalidToken {
+        /// Which token.
+        token: TokenKind,
+    },
+    /// `token_type` is not `Bearer`.
+    UnsupportedTokenType,
+    /// `expires_in` is not a non-negative integer.
+    InvalidExpiresIn,
+    /// The same field appears twice.
+    DuplicateField,
+}
+
+impl fmt::Display for AnswerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AnswerError::Json => f.write_str("the answer is not valid JSON"),
+            AnswerError::MissingAccessToken => f.write_str("the answer has no access token"),
+            AnswerError::TokenTooLong { token, capacity } => {
+                write!(
+                    f,
+                    "the {token:?} token is longer than its {capacity}-byte buffer"
+                )
+            }
+            AnswerError::InvalidToken { token } => {
+                write!(f, "the {token:?} token is empty or has invalid characters")
+            }
+            AnswerError::UnsupportedTokenType => f.write_str("token_type is not Bearer"),
+            AnswerError::InvalidExpiresIn => f.write_str("expires_in is not a whole number"),
+            AnswerError::DuplicateField => f.write_str("a field appears twice in the answer"),
+        }
+    }
+}
+
+impl From<JsonError> for AnswerError {
+    fn from(_: JsonError) -> Self {
+        AnswerError::Json
+    }
+}
+
+/// How to react to a failed refresh or login.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum FailureClass {
+    /// Transient: back off and try again. The tokens are kept.
+    RetryLater,
+    /// The refresh token (or the credentials) were definitively rejected: log in again.
+    LoginAgain,
+    /// A configuration problem (wrong path, client, grant type or scope): retrying will not
+    /// help. The tokens are kept.
+    Fatal,
+}
+
+/// Why a token endpoint exchange failed, from the answer's status and body.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum RefreshError {
+    /// 5xx, 429, 408, or an OAuth `server_error` / `temporarily_unavailable`.
+    Unavailable {
+        /// The status code.
+        status: u16,
+        /// The server's `Retry-After`, when given in seconds.
+        retry_after: Option<Duration>,
+    },
+    /// The request got no answer: the transport failed or timed out.
+    NoAnswer,
+    /// A 2xx answer that could not be used.
+    BadAnswer(AnswerError),
+    /// The refresh token was rejected for good (SimpleJWT `token_not_valid`, OAuth
+    /// `invalid_grant`): expired, revoked, or already used after a rotation.
+    RefreshTokenRejected,
+    /// The login credentials were rejected (SimpleJWT 401, OAuth `invalid_client` on a
+    /// client-credentials login).
+    CredentialsRejected,
+    /// The server names a configuration problem, or the status makes no sense for a token
+    /// endpoint (404, redirects, 400 from SimpleJWT).
+    Configuration {
+        /// The status code.
+        status: u16,
+        /// The OAuth 2.0 `error` code, when there was one.
+        code: Option<OAuthErrorCode>,
+    },
+    /// The token in a success answer cannot be scheduled (zero lifetime, `nbf` after `exp`).
+    Unschedulable(crate::policy::LeaseError),
+    /// An answer arrived when no request was in flight (late or duplicated); it was ignored.
+    Unexpected,
+}
+
+impl RefreshError {
+    /// Retry later, log in again, or fatal.
+    pub const fn class(&self) -> FailureClass {
+        match self {
+            RefreshError::Unavailable { .. }
+            | RefreshError::NoAnswer
+            | RefreshError::BadAnswer(_)
+            | RefreshError::Unschedulable(_)
+            | RefreshError::Unexpected => FailureClass::RetryLater,
+            RefreshError::RefreshTokenRejected | RefreshError::CredentialsRejected => {
+                FailureClass::LoginAgain
+            }
+            RefreshError::Configuration { .. } => FailureClass::Fatal,
+        }
+    }
+}
+
+impl fmt::Display for RefreshError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RefreshError::Unavailable { status, .. } => {
+                write!(f, "token endpoint unavailable (status {status})")
+            }
+            RefreshError::NoAnswer => f.write_str("the token endpoint did not answer"),
+            RefreshError::BadAnswer(e) => write!(f, "unusable token endpoint answer: {e}"),
+            RefreshError::RefreshTokenRejected => f.write_str("the refresh token was rejected"),
+            RefreshError::CredentialsRejected => f.write_str("the login credentials were rejected"),
+            RefreshError::Configuration { status, code } => match code {
+                Some(code) => write!(
+                    f,
+                    "configuration problem: {} (status {status})",
+                    code.as_str()
+                ),
+                None => write!(f, "configuration problem (status {status})"),
+            },
+            RefreshError::Unschedulable(e) => write!(f, "unusable token: {e}"),
+            RefreshError::Unexpected => f.write_str("an answer arrived with no request in flight"),
+        }
+    }
+}
+
+impl core::error::Error for RefreshError {}
+
+/// A successful answer, borrowed from the body. Tokens are still JSON-escaped.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Tokens<'b> {
+    pub(crate) access: RawStr<'b>,
+    pub(crate) refresh: Option<RawStr<'b>>,
+    pub(crate) expires_in: Option<u64>,
+}
+
+/// Classification shared by both dialects for statuses that say nothing protocol-specific.
+pub(crate) fn transient_status(status: u16, retry_after: Option<Duration>) -> Option<RefreshError> {
+    match status {
+        408 | 425 | 429 | 500..=599 => Some(RefreshError::Unavailable {
+            status,
+            retry_after,
+        }),
+        _ => None,
+    }
+}
+
+/// The body as JSON text, or [`AnswerError::Json`].
+pub(crate) fn json_text(body: &[u8]) -> Result<&str, AnswerError> {
+    core::str::from_utf8(body).map_err(|_| AnswerError::Json)
+}
+
+/// Whether `c` may appear in an access token, which goes into an `Authorization` header:
+/// visible ASCII, no space (RFC 6750 `b64token` and then some).
+pub(crate) fn is_access_char(c: char) -> bool {
+    c.is_ascii_graphic()
+}
+
+/// Whether `c` may appear in a refresh token: RFC 6749 `VSCHAR` (visible ASCII and space).
+pub(crate) fn is_refresh_char(c: char) -> bool {
+    c == ' ' || c.is_ascii_graphic()
+}
+
+/// Checks a token's decoded length and characters.
+pub(crate) fn check_token(
+    raw: RawStr<'_>,
+    token: TokenKind,
+    capacity: usize,
+) -> Result<(), AnswerError> {
+    let allowed = match token {
+        TokenKind::Access => is_access_char,
+        TokenKind::Refresh => is_refresh_char,
+    };
+    let mut len = 0usize;
+    raw.try_for_each_char(
+        |c| {
+            len = len.saturating_add(c.len_utf8());
+            if !allowed(c) {
+                Err(AnswerError::InvalidToken { token })
+            } else if len > capacity {
+                Err(AnswerError::TokenTooLong { token, capacity })
+            } else {
+                Ok(())
+            }
+        },
+        AnswerError::InvalidToken { token },
+    )?;
+    if len == 0 {
+        return Err(AnswerError::InvalidToken { token });
+    }
+    Ok(())
+}
+
+/// The buffer was too small for a request; `needed` bytes would do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct BufferTooSmall {
+    /// Bytes the request needs.
+    pub needed: usize,
+}
+
+impl fmt::Display for BufferTooSmall {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "the request buffer is too small: {} bytes needed",
+            self.needed
+        )
+    }
+}
+
+impl core::error::Error for BufferTooSmall {}
+
+impl Protocol<'_> {
+    /// Whether this configuration can log in by itself (credentials or client credentials).
+    pub fn can_login(&self) -> bool {
+        match self {
+            Protocol::SimpleJwt(p) => p.credentials.is_some(),
+            Protocol::OAuth2(p) => p.login == OAuth2Login::ClientCredentials,
+        }
+    }
+
+    /// Writes the refresh request for `refresh_token` into `buf`.
+    pub fn refresh_request<'a>(
+        &'a self,
+        refresh_token: &str,
+        buf: &'a mut [u8],
+    ) -> Result<Request<'a>, BufferTooSmall> {
+        match self {
+            Protocol::SimpleJwt(p) => p.refresh_request(refresh_token, buf),
+            Protocol::OAuth2(p) => p.refresh_request(refresh_token, buf),
+        }
+    }
+
+    /// Writes the login request into `buf`; `None` when no login is configured.
+    pub fn login_request<'a>(
+        &'a self,
+        buf: &'a mut [u8],
+    ) -> Option<Result<Request<'a>, BufferTooSmall>> {
+        match self {
+            Protocol::SimpleJwt(p) => p.login_request(buf),
+            Protocol::OAuth2(p) => p.login_request(buf),
+        }
+    }
+
+    /// Reads the token endpoint's answer to a `grant` request.
+    pub(crate) fn parse<'b>(
+        &self,
+        grant: Grant,
+        answer: &TokenResponse<'b>,
+    ) -> Result<Tokens<'b>, RefreshError> {
+        match self {
+            Protocol::SimpleJwt(_) => simplejwt::parse(grant, answer),
+            Protocol::OAuth2(_) => oauth2::parse(grant, answer),
+        }
+    }
+}

@@ -1,0 +1,524 @@
+//! OAuth 2.0 token endpoint (RFC 6749): the refresh grant (section 6), the client-credentials
+//! grant for devices (section 4.4), client authentication in the body or by HTTP Basic (section
+//! 2.3.1), success answers (section 5.1) and error answers (section 5.2).
+
+use core::fmt;
+
+use super::write::{form_encode, Base64, Writer};
+use super::{
+    json_text, transient_status, AnswerError, BufferTooSmall, Endpoint, Grant, Method,
+    RefreshError, Request, TokenKind, TokenResponse, Tokens, FORM,
+};
+use crate::claims::floor_seconds;
+use crate::json::{self, RawStr};
+
+/// An OAuth 2.0 token endpoint and the client's registration.
+#[derive(Clone, Copy)]
+pub struct OAuth2<'c> {
+    /// The token endpoint's path (default `/token`).
+    pub token_path: &'c str,
+    /// The client identifier, if the server wants one.
+    pub client_id: Option<&'c str>,
+    /// The client secret, for confidential clients.
+    pub client_secret: Option<&'c str>,
+    /// How the client authenticates (default: in the body).
+    pub client_auth: ClientAuth,
+    /// The scope to ask for, if any.
+    pub scope: Option<&'c str>,
+    /// How to log in when there is no usable refresh token (default: not at all; the refresh
+    /// token is provisioned).
+    pub login: OAuth2Login,
+}
+
+impl Default for OAuth2<'_> {
+    fn default() -> Self {
+        OAuth2 {
+            token_path: "/token",
+            client_id: None,
+            client_secret: None,
+            client_auth: ClientAuth::Body,
+            scope: None,
+            login: OAuth2Login::None,
+        }
+    }
+}
+
+impl fmt::Debug for OAuth2<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OAuth2")
+            .field("token_path", &self.token_path)
+            .field("client_id", &self.client_id)
+            .field("client_secret", &self.client_secret.map(|_| "<redacted>"))
+            .field("client_auth", &self.client_auth)
+            .field("scope", &self.scope)
+            .field("login", &self.login)
+            .finish()
+    }
+}
+
+/// Where client credentials go (RFC 6749 section 2.3.1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum ClientAuth {
+    /// `client_id` and `client_secret` as form fields of the body.
+    Body,
+    /// `Authorization: Basic`, with the form-encoded id and secret.
+    Basic,
+}
+
+/// How an OAuth 2.0 session logs in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum OAuth2Login {
+    /// It does not: the refresh token is provisioned, and its rejection needs the application.
+    None,
+    /// The client-credentials grant (section 4.4), for devices that own a client secret.
+    ClientCredentials,
+}
+
+/// The `error` of an OAuth 2.0 error answer (RFC 6749 section 5.2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum OAuthErrorCode {
+    /// `invalid_request`.
+    InvalidRequest,
+    /// `invalid_client`.
+    InvalidClient,
+    /// `invalid_grant`.
+    InvalidGrant,
+    /// `unauthorized_client`.
+    UnauthorizedClient,
+    /// `unsupported_grant_type`.
+    UnsupportedGrantType,
+    /// `invalid_scope`.
+    InvalidScope,
+    /// `server_error` (an authorization-endpoint code some token endpoints use too).
+    ServerError,
+    /// `temporarily_unavailable` (likewise).
+    TemporarilyUnavailable,
+    /// Any other code.
+    Other,
+}
+
+impl OAuthErrorCode {
+    fn from_str(code: &str) -> OAuthErrorCode {
+        match code {
+            "invalid_request" => OAuthErrorCode::InvalidRequest,
+            "invalid_client" => OAuthErrorCode::InvalidClient,
+            "invalid_grant" => OAuthErrorCode::InvalidGrant,
+            "unauthorized_client" => OAuthErrorCode::UnauthorizedClient,
+            "unsupported_grant_type" => OAuthErrorCode::UnsupportedGrantType,
+            "invalid_scope" => OAuthErrorCode::InvalidScope,
+            "server_error" => OAuthErrorCode::ServerError,
+            "temporarily_unavailable" => OAuthErrorCode::TemporarilyUnavailable,
+            _ => OAuthErrorCode::Other,
+        }
+    }
+
+    /// The code as it appears on the wire (`"other"` for unknown ones).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            OAuthErrorCode::InvalidRequest => "invalid_request",
+            OAuthErrorCode::InvalidClient => "invalid_client",
+            OAuthErrorCode::InvalidGrant => "invalid_grant",
+            OAuthErrorCode::UnauthorizedClient => "unauthorized_client",
+            OAuthErrorCode::UnsupportedGrantType => "unsupported_grant_type",
+            OAuthErrorCode::InvalidScope => "invalid_scope",
+            OAuthErrorCode::ServerError => "server_error",
+            OAuthErrorCode::TemporarilyUnavailable => "temporarily_unavailable",
+            OAuthErrorCode::Other => "other",
+        }
+    }
+}
+
+impl<'c> OAuth2<'c> {
+    /// `grant_type=refresh_token&refresh_token=..[&scope=..]` plus client authentication.
+    pub fn refresh_request<'a>(
+        &'a self,
+        refresh_token: &str,
+        buf: &'a mut [u8],
+    ) -> Result<Request<'a>, BufferTooSmall> {
+        self.request(buf, |w| {
+            w.str("grant_type=refresh_token&refresh_token=");
+            w.form(refresh_token);
+        })
+    }
+
+    /// `grant_type=client_credentials[&scope=..]` plus client authentication, or `None` when
+    /// [`OAuth2::login`] is [`OAuth2Login::None`].
+    pub fn login_request<'a>(
+        &'a self,
+        buf: &'a mut [u8],
+    ) -> Option<Result<Request<'a>, BufferTooSmall>> {
+        match self.login {
+            OAuth2Login::None => None,
+            OAuth2Login::ClientCredentials => {
+                Some(self.request(buf, |w| w.str("grant_type=client_credentials")))
+            }
+        }
+    }
+
+    /// Writes `Basic <credentials>` (when configured) then the body into `buf`.
+    fn request<'a>(
+        &'a self,
+        buf: &'a mut [u8],
+        grant: impl FnOnce(&mut Writer<'_>),
+    ) -> Result<Request<'a>, BufferTooSmall> {
+        let basic = match (self.client_auth, self.client_id) {
+            (ClientAuth::Basic, Some(id)) => Some((id, self.client_secret.unwrap_or(""))),
+            _ => None,
+        };
+        let header_len = match basic {
+            Some((id, secret)) => {
+                let mut w = Writer::new(&mut *buf);
+                w.str("Basic ");
+                let mut b64 = Base64::new(&mut w);
+                form_encode(id, |b| b64.push(b));
+                b64.push(b':');
+                form_encode(secret, |b| b64.push(b));
+                b64.finish();
+                w.len()
+            }
+            None => 0,
+        };
+        let body_len = {
+            let rest = buf.get_mut(header_len..).unwrap_or_default();
+            let mut w = Writer::new(rest);
+            grant(&mut w);
+            if let Some(scope) = self.scope {
+                w.str("&scope=");
+                w.form(scope);
+            }
+            if basic.is_none() {
+                if let Some(id) = self.client_id {
+                    w.str("&client_id=");
+                    w.form(id);
+                    if let Some(secret) = self.client_secret {
+                        w.str("&client_secret=");
+                        w.form(secret);
+                    }
+                }
+            }
+            w.len()
+        };
+        let needed = header_len.saturating_add(body_len);
+        if needed > buf.len() {
+            return Err(BufferTooSmall { needed });
+        }
+        let buf: &'a [u8] = buf;
+        let (header, rest) = buf
+            .split_at_checked(header_len)
+            .ok_or(BufferTooSmall { needed })?;
+        let body = rest.get(..body_len).ok_or(BufferTooSmall { needed })?;
+        let authorization = match basic {
+            // The header is base64 and ASCII, so this cannot fail.
+            Some(_) => Some(core::str::from_utf8(header).map_err(|_| BufferTooSmall { needed })?),
+            None => None,
+        };
+        Ok(Request {
+            method: Method::Post,
+            endpoint: Endpoint::Auth,
+            path: self.token_path,
+            content_type: Some(FORM),
+            authorization,
+            body,
+        })
+    }
+}
+
+/// Reads an OAuth 2.0 answer to a refresh or a client-credentials login.
+pub(crate) fn parse<'b>(
+    grant: Grant,
+    answer: &TokenResponse<'b>,
+) -> Result<Tokens<'b>, RefreshError> {
+    let status = answer.status;
+    if (200..300).contains(&status) {
+        return tokens(answer.body).map_err(RefreshError::BadAnswer);
+    }
+    if let Some(transient) = transient_status(status, answer.retry_after) {
+        return Err(transient);
+    }
+    let code = error_code(answer.body);
+    Err(match (code, grant) {
+        (Some(OAuthErrorCode::InvalidGrant), Grant::Refresh) => RefreshError::RefreshTokenRejected,
+        (Some(OAuthErrorCode::InvalidClient), Grant::Login) => RefreshError::CredentialsRejected,
+        (Some(OAuthErrorCode::ServerError | OAuthErrorCode::TemporarilyUnavailable), _) => {
+            RefreshError::Unavailable {
+                status,
+                retry_after: answer.retry_after,
+            }
+        }
+        _ => RefreshError::Configuration { status, code },
+    })
+}
+
+fn tokens(body: &[u8]) -> Result<Tokens<'_>, AnswerError> {
+    let mut access: Option<RawStr<'_>> = None;
+    let mut refresh: Option<RawStr<'_>> = None;
+    let mut expires_in: Option<u64> = None;
+    let mut seen_type = false;
+    json::members(json_text(body)?, |key, reader| {
+        match key.unescaped() {
+            Some(name @ ("access_token" | "refresh_token")) => {
+                let (slot, token) = if name == "access_token" {
+                    (&mut access, TokenKind::Access)
+                } else {
+                    (&mut refresh, TokenKind::Refresh)
+                };
+                if slot.is_some() {
+                    return Err(AnswerError::DuplicateField);
+                }
+                if reader.peek_value() != Some(b'"') {
+                    return Err(AnswerError::InvalidToken { token });
+                }
+                *slot = Some(reader.string()?);
+            }
+            Some("token_type") => {
+                if core::mem::replace(&mut seen_type, true) {
+                    return Err(AnswerError::DuplicateField);
+                }
+                let is_bearer = reader.peek_value() == Some(b'"')
+                    && reader
+                        .string()?
+                        .unescaped()
+                        .is_some_and(|t| t.eq_ignore_ascii_case("bearer"));
+                if !is_bearer {
+                    return Err(AnswerError::UnsupportedTokenType);
+                }
+            }
+            Some("expires_in") => {
+                if expires_in.is_some() {
+                    return Err(AnswerError::DuplicateField);
+                }
+                // A number, or a number in a string (some servers send "3600").
+                let text = match reader.peek_value() {
+                    Some(b'"') => reader.string()?.unescaped(),
+                    Some(b'0'..=b'9') => Some(reader.number()?),
+                    _ => None,
+                };
+                expires_in = Some(
+                    text.filter(|t| t.bytes().next().is_some_and(|b| b.is_ascii_digit()))
+                        .and_then(floor_seconds)
+                        .ok_or(AnswerError::InvalidExpiresIn)?,
+                );
+            }
+            _ => reader.skip_value()?,
+        }
+        Ok(())
+    })?;
+    Ok(Tokens {
+        access: access.ok_or(AnswerError::MissingAccessToken)?,
+        refresh,
+        expires_in,
+    })
+}
+
+/// The `error` member of an error answer.
+fn error_code(body: &[u8]) -> Option<OAuthErrorCode> {
+    let mut code = None;
+    json::members::<AnswerError>(json_text(body).ok()?, |key, reader| {
+        if key.unescaped() == Some("error") && reader.peek_value() == Some(b'"') {
+            code = reader.string()?.unescaped().map(OAuthErrorCode::from_str);
+        } else {
+            reader.skip_value()?;
+        }
+        Ok(())
+    })
+    .ok()?;
+    code
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use core::fmt::Write as _;
+
+    fn answer(status: u16, body: &str) -> TokenResponse<'_> {
+        TokenResponse {
+            status,
+            body: body.as_bytes(),
+            retry_after: None,
+        }
+    }
+
+    fn text<'a>(req: &Request<'a>) -> &'a str {
+        core::str::from_utf8(req.body).unwrap()
+    }
+
+    #[test]
+    fn refresh_body_is_form_encoded() {
+        let p = OAuth2 {
+            scope: Some("read write"),
+            client_id: Some("dev ice"),
+            client_secret: Some("s&cret"),
+            ..OAuth2::default()
+        };
+        let mut buf = [0u8; 256];
+        let req = p
+            .refresh_request("tGzv3JOkF0XG5Qx2TlKWIA+/=", &mut buf)
+            .unwrap();
+        assert_eq!(
+            text(&req),
+            "grant_type=refresh_token&refresh_token=tGzv3JOkF0XG5Qx2TlKWIA%2B%2F%3D&scope=read+write&client_id=dev+ice&client_secret=s%26cret"
+        );
+        assert_eq!(req.content_type, Some("application/x-www-form-urlencoded"));
+        assert_eq!((req.path, req.authorization), ("/token", None));
+    }
+
+    #[test]
+    fn basic_client_authentication() {
+        // RFC 6749 section 2.3.1 example: client "s6BhdRkqt3", secret "7Fjfp0ZBr1KtDRbnfVdmIw".
+        let p = OAuth2 {
+            client_id: Some("s6BhdRkqt3"),
+            client_secret: Some("7Fjfp0ZBr1KtDRbnfVdmIw"),
+            client_auth: ClientAuth::Basic,
+            ..OAuth2::default()
+        };
+        let mut buf = [0u8; 256];
+        let req = p
+            .refresh_request("tGzv3JOkF0XG5Qx2TlKWIA", &mut buf)
+            .unwrap();
+        assert_eq!(
+            req.authorization,
+            Some("Basic czZCaGRSa3F0Mzo3RmpmcDBaQnIxS3REUmJuZlZkbUl3")
+        );
+        assert_eq!(
+            text(&req),
+            "grant_type=refresh_token&refresh_token=tGzv3JOkF0XG5Qx2TlKWIA"
+        );
+        // Too small a buffer reports the whole need, header and body.
+        let mut small = [0u8; 60];
+        let needed = "Basic czZCaGRSa3F0Mzo3RmpmcDBaQnIxS3REUmJuZlZkbUl3".len() + 61;
+        assert_eq!(
+            p.refresh_request("tGzv3JOkF0XG5Qx2TlKWIA", &mut small)
+                .unwrap_err(),
+            BufferTooSmall { needed }
+        );
+    }
+
+    #[test]
+    fn client_credentials_login() {
+        let mut buf = [0u8; 128];
+        assert!(OAuth2::default().login_request(&mut buf).is_none());
+        let p = OAuth2 {
+            login: OAuth2Login::ClientCredentials,
+            client_id: Some("dev"),
+            client_secret: Some("sec"),
+            scope: Some("telemetry"),
+            ..OAuth2::default()
+        };
+        let req = p.login_request(&mut buf).unwrap().unwrap();
+        assert_eq!(
+            text(&req),
+            "grant_type=client_credentials&scope=telemetry&client_id=dev&client_secret=sec"
+        );
+    }
+
+    #[test]
+    fn success_answer_rfc6749_section_5_1() {
+        let body = r#"{"access_token":"2YotnFZFEjr1zCsicMWpAA","token_type":"example","expires_in":3600,"refresh_token":"tGzv3JOkF0XG5Qx2TlKWIA","example_parameter":"example_value"}"#;
+        // The RFC's example has token_type "example": not a bearer token.
+        assert_eq!(
+            parse(Grant::Refresh, &answer(200, body)).unwrap_err(),
+            RefreshError::BadAnswer(AnswerError::UnsupportedTokenType)
+        );
+        let body = body.replace("\"example\"", "\"bEaReR\"");
+        let t = parse(Grant::Refresh, &answer(200, &body)).unwrap();
+        assert_eq!(t.access.unescaped(), Some("2YotnFZFEjr1zCsicMWpAA"));
+        assert_eq!(
+            t.refresh.and_then(RawStr::unescaped),
+            Some("tGzv3JOkF0XG5Qx2TlKWIA")
+        );
+        assert_eq!(t.expires_in, Some(3600));
+    }
+
+    #[test]
+    fn expires_in_forms() {
+        for (value, want) in [
+            ("3600", Some(3600)),
+            ("\"3600\"", Some(3600)),
+            ("59.9", Some(59)),
+        ] {
+            let body = format_body(value);
+            assert_eq!(
+                parse(Grant::Refresh, &answer(200, &body))
+                    .unwrap()
+                    .expires_in,
+                want,
+                "{value}"
+            );
+        }
+        for value in ["-1", "\"soon\"", "null", "1e400", "\"-5\""] {
+            let body = format_body(value);
+            assert_eq!(
+                parse(Grant::Refresh, &answer(200, &body)).unwrap_err(),
+                RefreshError::BadAnswer(AnswerError::InvalidExpiresIn),
+                "{value}"
+            );
+        }
+        let t = parse(Grant::Refresh, &answer(200, r#"{"access_token":"a"}"#)).unwrap();
+        assert_eq!(t.expires_in, None);
+    }
+
+    fn format_body(expires_in: &str) -> heapless::String<128> {
+        let mut s = heapless::String::new();
+        write!(
+            s,
+            r#"{{"access_token":"a","token_type":"Bearer","expires_in":{expires_in}}}"#
+        )
+        .unwrap();
+        s
+    }
+
+    #[test]
+    fn error_answers_rfc6749_section_5_2() {
+        let err = |status, code: &str, grant| {
+            let mut body: heapless::String<96> = heapless::String::new();
+            write!(body, r#"{{"error":"{code}","error_description":"x"}}"#).unwrap();
+            parse(grant, &answer(status, &body)).unwrap_err()
+        };
+        assert_eq!(
+            err(400, "invalid_grant", Grant::Refresh),
+            RefreshError::RefreshTokenRejected
+        );
+        assert_eq!(
+            err(401, "invalid_client", Grant::Login),
+            RefreshError::CredentialsRejected
+        );
+        for code in [
+            "invalid_client",
+            "unauthorized_client",
+            "unsupported_grant_type",
+            "invalid_scope",
+            "invalid_request",
+            "whatever",
+        ] {
+            let e = err(400, code, Grant::Refresh);
+            assert_eq!(e.class(), super::super::FailureClass::Fatal, "{code}");
+        }
+        assert!(matches!(
+            err(400, "temporarily_unavailable", Grant::Refresh),
+            RefreshError::Unavailable { status: 400, .. }
+        ));
+        assert!(matches!(
+            parse(Grant::Refresh, &answer(400, "not json")).unwrap_err(),
+            RefreshError::Configuration {
+                status: 400,
+                code: None
+            }
+        ));
+        let retry = TokenResponse {
+            status: 429,
+            body: b"",
+            retry_after: Some(crate::Duration::from_secs(7)),
+        };
+        assert_eq!(
+            parse(Grant::Refresh, &retry).unwrap_err(),
+            RefreshError::Unavailable {
+                status: 429,
+                retry_after: Some(crate::Duration::from_secs(7))
+            }
+        );
+    }
+}

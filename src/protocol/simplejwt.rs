@@ -1,0 +1,286 @@
+//! Django REST Framework SimpleJWT: `POST {login_path}` with `{"username","password"}` answers
+//! `{"refresh","access"}`; `POST {refresh_path}` with `{"refresh"}` answers `{"access"}`, plus a
+//! new `"refresh"` when the server rotates refresh tokens.
+//!
+//! A 401 whose `code` is `token_not_valid` means the refresh token is expired or blacklisted.
+
+use core::fmt;
+
+use super::write::Writer;
+use super::{
+    json_text, transient_status, AnswerError, BufferTooSmall, Endpoint, Grant, Method,
+    RefreshError, Request, TokenKind, TokenResponse, Tokens, JSON,
+};
+use crate::json::{self, RawStr};
+
+/// A SimpleJWT server's paths and, optionally, the credentials to log in with.
+///
+/// Use the trailing slashes: without them Django answers 301.
+#[derive(Clone, Copy, Debug)]
+pub struct SimpleJwt<'c> {
+    /// The refresh view (default `/api/token/refresh/`).
+    pub refresh_path: &'c str,
+    /// The login view (default `/api/token/`).
+    pub login_path: &'c str,
+    /// Username and password for (re-)login; `None` when tokens are provisioned.
+    pub credentials: Option<Credentials<'c>>,
+}
+
+impl Default for SimpleJwt<'_> {
+    fn default() -> Self {
+        SimpleJwt {
+            refresh_path: "/api/token/refresh/",
+            login_path: "/api/token/",
+            credentials: None,
+        }
+    }
+}
+
+/// A username and password. `Debug` does not show the password.
+#[derive(Clone, Copy)]
+pub struct Credentials<'c> {
+    /// The username.
+    pub username: &'c str,
+    /// The password.
+    pub password: &'c str,
+}
+
+impl fmt::Debug for Credentials<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Credentials")
+            .field("username", &self.username)
+            .field("password", &"<redacted>")
+            .finish()
+    }
+}
+
+impl<'c> SimpleJwt<'c> {
+    /// `POST {refresh_path}` with `{"refresh":"<token>"}`.
+    pub fn refresh_request<'a>(
+        &'a self,
+        refresh_token: &str,
+        buf: &'a mut [u8],
+    ) -> Result<Request<'a>, BufferTooSmall> {
+        let mut w = Writer::new(buf);
+        w.str("{\"refresh\":\"");
+        w.json_str(refresh_token);
+        w.str("\"}");
+        Ok(post(self.refresh_path, w.finish()?))
+    }
+
+    /// `POST {login_path}` with `{"username":"..","password":".."}`, or `None` without
+    /// credentials.
+    pub fn login_request<'a>(
+        &'a self,
+        buf: &'a mut [u8],
+    ) -> Option<Result<Request<'a>, BufferTooSmall>> {
+        let credentials = self.credentials?;
+        let mut w = Writer::new(buf);
+        w.str("{\"username\":\"");
+        w.json_str(credentials.username);
+        w.str("\",\"password\":\"");
+        w.json_str(credentials.password);
+        w.str("\"}");
+        Some(w.finish().map(|body| post(self.login_path, body)))
+    }
+}
+
+fn post<'a>(path: &'a str, body: &'a [u8]) -> Request<'a> {
+    Request {
+        method: Method::Post,
+        endpoint: Endpoint::Auth,
+        path,
+        content_type: Some(JSON),
+        authorization: None,
+        body,
+    }
+}
+
+/// Reads a SimpleJWT answer to a refresh or login.
+pub(crate) fn parse<'b>(
+    grant: Grant,
+    answer: &TokenResponse<'b>,
+) -> Result<Tokens<'b>, RefreshError> {
+    let status = answer.status;
+    if (200..300).contains(&status) {
+        return tokens(answer.body).map_err(RefreshError::BadAnswer);
+    }
+    if let Some(transient) = transient_status(status, answer.retry_after) {
+        return Err(transient);
+    }
+    Err(match (status, grant) {
+        (401, Grant::Login) => RefreshError::CredentialsRejected,
+        (401, Grant::Refresh) if error_code(answer.body) == Some("token_not_valid") => {
+            RefreshError::RefreshTokenRejected
+        }
+        _ => RefreshError::Configuration { status, code: None },
+    })
+}
+
+fn tokens(body: &[u8]) -> Result<Tokens<'_>, AnswerError> {
+    let mut access: Option<RawStr<'_>> = None;
+    let mut refresh: Option<RawStr<'_>> = None;
+    json::members(json_text(body)?, |key, reader| {
+        let (slot, token) = match key.unescaped() {
+            Some("access") => (&mut access, TokenKind::Access),
+            Some("refresh") => (&mut refresh, TokenKind::Refresh),
+            _ => return Ok(reader.skip_value()?),
+        };
+        if slot.is_some() {
+            return Err(AnswerError::DuplicateField);
+        }
+        if reader.peek_value() != Some(b'"') {
+            return Err(AnswerError::InvalidToken { token });
+        }
+        *slot = Some(reader.string()?);
+        Ok(())
+    })?;
+    Ok(Tokens {
+        access: access.ok_or(AnswerError::MissingAccessToken)?,
+        refresh,
+        expires_in: None,
+    })
+}
+
+/// The `code` member of an error body, when it is a plain string.
+fn error_code(body: &[u8]) -> Option<&str> {
+    let mut code = None;
+    json::members::<AnswerError>(json_text(body).ok()?, |key, reader| {
+        if key.unescaped() == Some("code") && reader.peek_value() == Some(b'"') {
+            code = reader.string()?.unescaped();
+        } else {
+            reader.skip_value()?;
+        }
+        Ok(())
+    })
+    .ok()?;
+    code
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(status: u16, body: &str) -> TokenResponse<'_> {
+        TokenResponse {
+            status,
+            body: body.as_bytes(),
+            retry_after: None,
+        }
+    }
+
+    #[test]
+    fn refresh_body() {
+        let p = SimpleJwt::default();
+        let mut buf = [0u8; 64];
+        let req = p.refresh_request("a.b.c", &mut buf).unwrap();
+        assert_eq!(req.body, br#"{"refresh":"a.b.c"}"#);
+        assert_eq!(
+            (req.method, req.endpoint, req.path),
+            (Method::Post, Endpoint::Auth, "/api/token/refresh/")
+        );
+        assert_eq!(req.content_type, Some("application/json"));
+        let mut small = [0u8; 10];
+        assert_eq!(
+            p.refresh_request("a.b.c", &mut small).unwrap_err(),
+            BufferTooSmall { needed: 19 }
+        );
+    }
+
+    #[test]
+    fn login_body_escapes_credentials() {
+        let p = SimpleJwt {
+            credentials: Some(Credentials {
+                username: "zoë",
+                password: "p\"w\\d",
+            }),
+            ..SimpleJwt::default()
+        };
+        let mut buf = [0u8; 64];
+        let req = p.login_request(&mut buf).unwrap().unwrap();
+        assert_eq!(
+            req.body,
+            "{\"username\":\"zoë\",\"password\":\"p\\\"w\\\\d\"}".as_bytes()
+        );
+        assert_eq!(req.path, "/api/token/");
+        assert!(SimpleJwt::default().login_request(&mut buf).is_none());
+    }
+
+    #[test]
+    fn success_answers() {
+        let t = parse(Grant::Refresh, &answer(200, r#"{"access":"x.y.z"}"#)).unwrap();
+        assert_eq!(t.access.unescaped(), Some("x.y.z"));
+        assert!(t.refresh.is_none());
+        let t = parse(
+            Grant::Login,
+            &answer(200, r#"{"refresh":"r.r.r","access":"a.a.a","extra":[1]}"#),
+        )
+        .unwrap();
+        assert_eq!(t.refresh.and_then(RawStr::unescaped), Some("r.r.r"));
+    }
+
+    #[test]
+    fn bad_success_answers() {
+        for (body, want) in [
+            ("", AnswerError::Json),
+            (r#"{"access":"x.y.z""#, AnswerError::Json),
+            ("<html>", AnswerError::Json),
+            (r#"{"refresh":"r"}"#, AnswerError::MissingAccessToken),
+            (
+                r#"{"access":1}"#,
+                AnswerError::InvalidToken {
+                    token: TokenKind::Access,
+                },
+            ),
+            (
+                r#"{"access":"a","access":"b"}"#,
+                AnswerError::DuplicateField,
+            ),
+        ] {
+            assert_eq!(
+                parse(Grant::Refresh, &answer(200, body)).unwrap_err(),
+                RefreshError::BadAnswer(want),
+                "{body}"
+            );
+        }
+    }
+
+    #[test]
+    fn error_answers_from_a_real_server() {
+        let expired = r#"{"detail":"Token is expired","code":"token_not_valid"}"#;
+        let blacklisted = r#"{"detail":"Token is blacklisted","code":"token_not_valid"}"#;
+        assert_eq!(
+            parse(Grant::Refresh, &answer(401, expired)).unwrap_err(),
+            RefreshError::RefreshTokenRejected
+        );
+        assert_eq!(
+            parse(Grant::Refresh, &answer(401, blacklisted)).unwrap_err(),
+            RefreshError::RefreshTokenRejected
+        );
+        let bad_login = r#"{"detail":"No active account found with the given credentials"}"#;
+        assert_eq!(
+            parse(Grant::Login, &answer(401, bad_login)).unwrap_err(),
+            RefreshError::CredentialsRejected
+        );
+        // A 401 without the code (a proxy, say) is not proof that the refresh token is dead.
+        assert!(matches!(
+            parse(Grant::Refresh, &answer(401, "<html>")).unwrap_err(),
+            RefreshError::Configuration { status: 401, .. }
+        ));
+        let missing = r#"{"refresh":["This field is required."]}"#;
+        assert!(matches!(
+            parse(Grant::Refresh, &answer(400, missing)).unwrap_err(),
+            RefreshError::Configuration { status: 400, .. }
+        ));
+        assert!(matches!(
+            parse(Grant::Refresh, &answer(301, "")).unwrap_err(),
+            RefreshError::Configuration { status: 301, .. }
+        ));
+        for status in [500, 502, 503, 429, 408] {
+            assert!(matches!(
+                parse(Grant::Refresh, &answer(status, "")).unwrap_err(),
+                RefreshError::Unavailable { .. }
+            ));
+        }
+    }
+}

@@ -1,0 +1,208 @@
+//! Writing request bodies into a caller's buffer: JSON strings, form encoding and base64 for
+//! HTTP Basic, all streamed without temporary buffers.
+//!
+//! A [`Writer`] keeps counting past the end of its buffer, so an overflow reports exactly how
+//! many bytes the request needs.
+
+use super::BufferTooSmall;
+
+pub(crate) struct Writer<'a> {
+    buf: &'a mut [u8],
+    len: usize,
+}
+
+impl<'a> Writer<'a> {
+    pub(crate) fn new(buf: &'a mut [u8]) -> Self {
+        Writer { buf, len: 0 }
+    }
+
+    pub(crate) fn byte(&mut self, b: u8) {
+        if let Some(slot) = self.buf.get_mut(self.len) {
+            *slot = b;
+        }
+        self.len = self.len.saturating_add(1);
+    }
+
+    pub(crate) fn bytes(&mut self, bytes: &[u8]) {
+        let end = self.len.saturating_add(bytes.len());
+        if let Some(dst) = self.buf.get_mut(self.len..end) {
+            dst.copy_from_slice(bytes);
+        }
+        self.len = end;
+    }
+
+    pub(crate) fn str(&mut self, s: &str) {
+        self.bytes(s.as_bytes());
+    }
+
+    /// `s` as the inside of a JSON string (RFC 8259 escapes).
+    pub(crate) fn json_str(&mut self, s: &str) {
+        for &b in s.as_bytes() {
+            match b {
+                b'"' => self.str("\\\""),
+                b'\\' => self.str("\\\\"),
+                0x00..=0x1F => {
+                    self.str("\\u00");
+                    self.byte(hex(b >> 4));
+                    self.byte(hex(b));
+                }
+                _ => self.byte(b),
+            }
+        }
+    }
+
+    /// `s` form-encoded (`application/x-www-form-urlencoded`, as RFC 6749 appendix B asks).
+    pub(crate) fn form(&mut self, s: &str) {
+        form_encode(s, |b| self.byte(b));
+    }
+
+    /// The bytes written, or how many were needed.
+    pub(crate) fn finish(self) -> Result<&'a mut [u8], BufferTooSmall> {
+        let needed = self.len;
+        self.buf.get_mut(..needed).ok_or(BufferTooSmall { needed })
+    }
+
+    /// Bytes written so far (or needed).
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+}
+
+/// The upper-case hex digit of the low four bits of `n`.
+fn hex(n: u8) -> u8 {
+    b"0123456789ABCDEF"
+        .get(usize::from(n & 0xF))
+        .copied()
+        .unwrap_or(b'0')
+}
+
+/// Form-encodes `s`, one output byte at a time.
+pub(crate) fn form_encode(s: &str, mut out: impl FnMut(u8)) {
+    for &b in s.as_bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'*' | b'-' | b'.' | b'_' => out(b),
+            b' ' => out(b'+'),
+            _ => {
+                out(b'%');
+                out(hex(b >> 4));
+                out(hex(b));
+            }
+        }
+    }
+}
+
+/// Standard base64 with padding, fed one byte at a time (for HTTP Basic credentials).
+pub(crate) struct Base64<'w, 'a> {
+    out: &'w mut Writer<'a>,
+    group: [u8; 3],
+    n: usize,
+}
+
+const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+impl<'w, 'a> Base64<'w, 'a> {
+    pub(crate) fn new(out: &'w mut Writer<'a>) -> Self {
+        Base64 {
+            out,
+            group: [0; 3],
+            n: 0,
+        }
+    }
+
+    pub(crate) fn push(&mut self, b: u8) {
+        if let Some(slot) = self.group.get_mut(self.n) {
+            *slot = b;
+        }
+        self.n += 1;
+        if self.n == 3 {
+            self.emit(4);
+            self.group = [0; 3];
+            self.n = 0;
+        }
+    }
+
+    fn emit(&mut self, chars: usize) {
+        let [a, b, c] = self.group;
+        let sextets = [
+            a >> 2,
+            (a & 0x03) << 4 | b >> 4,
+            (b & 0x0F) << 2 | c >> 6,
+            c & 0x3F,
+        ];
+        for (i, s) in sextets.iter().enumerate() {
+            if i < chars {
+                self.out
+                    .byte(B64.get(usize::from(s & 0x3F)).copied().unwrap_or(b'A'));
+            } else {
+                self.out.byte(b'=');
+            }
+        }
+    }
+
+    pub(crate) fn finish(mut self) {
+        if self.n > 0 {
+            let chars = self.n + 1;
+            self.emit(chars);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn written(f: impl FnOnce(&mut Writer<'_>)) -> heapless::String<128> {
+        let mut buf = [0u8; 128];
+        let mut w = Writer::new(&mut buf);
+        f(&mut w);
+        let out = w.finish().unwrap();
+        let mut s = heapless::String::new();
+        s.push_str(core::str::from_utf8(out).unwrap()).unwrap();
+        s
+    }
+
+    #[test]
+    fn json_escaping() {
+        assert_eq!(
+            written(|w| w.json_str("a\"b\\c\n\u{1}é")),
+            "a\\\"b\\\\c\\u000A\\u0001é"
+        );
+    }
+
+    #[test]
+    fn form_encoding() {
+        assert_eq!(
+            written(|w| w.form("a b+c/d=e&f~é*-._")),
+            "a+b%2Bc%2Fd%3De%26f%7E%C3%A9*-._"
+        );
+    }
+
+    #[test]
+    fn base64_matches_rfc4648_vectors() {
+        for (input, want) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+            ("fooba", "Zm9vYmE="),
+            ("foobar", "Zm9vYmFy"),
+        ] {
+            let got = written(|w| {
+                let mut b = Base64::new(w);
+                input.bytes().for_each(|x| b.push(x));
+                b.finish();
+            });
+            assert_eq!(got, want, "{input}");
+        }
+    }
+
+    #[test]
+    fn overflow_counts_what_is_needed() {
+        let mut buf = [0u8; 4];
+        let mut w = Writer::new(&mut buf);
+        w.str("hello world");
+        assert_eq!(w.len(), 11);
+        assert_eq!(w.finish().unwrap_err(), BufferTooSmall { needed: 11 });
+    }
+}

@@ -1,0 +1,759 @@
+//! The sans-IO session: holds the access and refresh tokens with their deadlines and, given the
+//! current monotonic time, says what to do before the next API request: send, refresh, log in,
+//! persist a rotated refresh token, wait, or give up. It never reads a clock and never does I/O.
+//!
+//! **Call protocol: every input (`set_*`, `handle_*`, `logout`) may change what the session
+//! wants; call [`Session::poll`] before each API request and act on its [`Output`] until it
+//! says [`Output::Send`] (or [`Output::Timeout`], [`Output::LoginRequired`],
+//! [`Output::Failed`]). Calling `poll` early or twice is harmless. `now` is an argument
+//! everywhere.**
+
+use core::fmt;
+
+use heapless::String;
+
+use crate::claims::TimeClaims;
+use crate::json::RawStr;
+use crate::policy::{Jitter, Lease, LeaseError, RefreshPolicy, TokenFacts};
+use crate::protocol::{
+    check_token, AnswerError, BufferTooSmall, FailureClass, Grant, Protocol, RefreshError, Request,
+    TokenKind, TokenResponse, Tokens,
+};
+use crate::time::{Duration, Instant, UnixTime};
+
+/// Default capacity of the access token buffer, `Bearer ` prefix included: 1536 bytes. SimpleJWT
+/// access tokens are about 230 to 300 bytes; OAuth providers' can exceed 1 KiB.
+pub const DEFAULT_ACCESS_CAPACITY: usize = 1536;
+
+/// Default capacity of the refresh token buffer: 1024 bytes.
+pub const DEFAULT_REFRESH_CAPACITY: usize = 1024;
+
+const BEARER: &str = "Bearer ";
+
+/// Identifies one access token: [`Output::Send`] gives it, [`Session::handle_api_status`] takes
+/// it back, so that a late 401 for a token already replaced does not reject its successor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct TokenId(u32);
+
+/// A borrowed secret. `Debug` does not show it; [`Secret::expose`] does.
+#[derive(Clone, Copy)]
+pub struct Secret<'a>(&'a str);
+
+impl<'a> Secret<'a> {
+    /// The secret's text, to hand to a store or a request.
+    pub fn expose(&self) -> &'a str {
+        self.0
+    }
+}
+
+impl fmt::Debug for Secret<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+/// Why the session cannot get a token by itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum LoginReason {
+    /// There is no refresh token and no way to log in: provision tokens.
+    NoCredentials,
+    /// The refresh token was rejected and no login is configured.
+    RefreshTokenRejected,
+    /// The configured credentials were rejected: new ones are needed.
+    CredentialsRejected,
+    /// [`Session::logout`] was called.
+    LoggedOut,
+}
+
+/// A failure that retrying will not mend.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum SessionError {
+    /// The token endpoint named a configuration problem.
+    Configuration(RefreshError),
+    /// The request buffer given to [`Session::poll`] is too small for the refresh or login.
+    BufferTooSmall(BufferTooSmall),
+}
+
+impl fmt::Display for SessionError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SessionError::Configuration(e) => e.fmt(f),
+            SessionError::BufferTooSmall(e) => e.fmt(f),
+        }
+    }
+}
+
+impl core::error::Error for SessionError {}
+
+/// What to do next, from [`Session::poll`].
+#[must_use]
+#[derive(Debug)]
+pub enum Output<'a> {
+    /// Send the API request with this `Authorization` header value (`Bearer <token>`), then
+    /// report its status with [`Session::handle_api_status`] and this `token`.
+    Send {
+        /// The header value.
+        authorization: &'a str,
+        /// The token used, for [`Session::handle_api_status`].
+        token: TokenId,
+    },
+    /// Send this refresh request, then report the answer with
+    /// [`Session::handle_token_response`] (or [`Session::handle_no_answer`]).
+    Refresh(Request<'a>),
+    /// Send this login request, then report the answer the same way.
+    Login(Request<'a>),
+    /// Save this new refresh token (it was rotated or came with a login), then call
+    /// [`Session::handle_persisted`]. The new tokens are not used before that.
+    Persist(Secret<'a>),
+    /// Nothing can be sent before this instant (`nbf`, backoff, a refresh in flight): wait,
+    /// then poll again.
+    Timeout(Instant),
+    /// No token can be had without the application: provision tokens or credentials.
+    LoginRequired(LoginReason),
+    /// No usable token and a failure that retrying will not mend.
+    Failed(SessionError),
+}
+
+/// What to do with an API request after its status, from [`Session::handle_api_status`].
+#[must_use]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum ApiVerdict {
+    /// Done: the answer is the application's.
+    Done,
+    /// The token was rejected: poll (which refreshes) and send the request once more.
+    Retry,
+    /// A 401 with a token fresh from the token endpoint: give up on this request; refreshing
+    /// again would not help.
+    Unauthorized,
+}
+
+/// Counters, for logs and tests.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Stats {
+    /// Successful refreshes.
+    pub refreshes: u32,
+    /// Successful logins.
+    pub logins: u32,
+    /// Failed refreshes and logins.
+    pub failures: u32,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum State {
+    Idle,
+    InFlight { grant: Grant, since: Instant },
+    Backoff { until: Instant },
+    LoginRequired(LoginReason),
+    Failed(SessionError),
+}
+
+/// What is known of the current access token (its text is in `Session::access`).
+#[derive(Clone, Copy, Debug)]
+struct AccessMeta {
+    lease: Lease,
+    id: TokenId,
+    /// From the token endpoint and not yet accepted by the API.
+    fresh: bool,
+    /// The API answered 401 to it.
+    rejected: bool,
+}
+
+/// The decision of [`Session::poll`], before it borrows anything.
+enum Decision {
+    Send,
+    Request(Grant),
+    Persist,
+    Timeout(Instant),
+    LoginRequired(LoginReason),
+    Failed(SessionError),
+}
+
+/// A sans-IO token session. `A` is the access token capacity (with its `Bearer ` prefix), `R`
+/// the refresh token capacity; `'c` borrows the protocol's paths and credentials.
+///
+/// `Debug` shows the state and deadlines, never the tokens.
+pub struct Session<
+    'c,
+    const A: usize = DEFAULT_ACCESS_CAPACITY,
+    const R: usize = DEFAULT_REFRESH_CAPACITY,
+> {
+    protocol: Protocol<'c>,
+    policy: RefreshPolicy,
+    /// `Bearer <access token>`, empty when there is none.
+    access: String<A>,
+    meta: Option<AccessMeta>,
+    /// The refresh token, empty when there is none.
+    refresh: String<R>,
+    /// When the refresh token dies, by its own claims ([`Instant::MAX`] when unknown).
+    refresh_expires_at: Instant,
+    state: State,
+    /// Consecutive failed refreshes or logins.
+    failures: u32,
+    jitter: Jitter,
+    next_id: u32,
+    persist_pending: bool,
+    /// A refresh or login that timed out: its answer is still taken if it comes late (with
+    /// rotation, dropping it would lose the only valid refresh token).
+    abandoned: Option<(Grant, Instant)>,
+    /// The next lease gets the wide jitter window.
+    first_lease: bool,
+    /// The latest `now` seen, to notice a clock that goes backwards.
+    last_now: Instant,
+    stats: Stats,
+}
+
+impl<const A: usize, const R: usize> fmt::Debug for Session<'_, A, R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Session")
+            .field("state", &self.state)
+            .field("lease", &self.meta.map(|m| m.lease))
+            .field("has_refresh_token", &!self.refresh.is_empty())
+            .field("failures", &self.failures)
+            .field("persist_pending", &self.persist_pending)
+            .field("stats", &self.stats)
+            .finish()
+    }
+}
+
+impl<'c, const A: usize, const R: usize> Session<'c, A, R> {
+    /// A session with no tokens yet.
+    pub fn new(protocol: Protocol<'c>, policy: RefreshPolicy) -> Self {
+        Session {
+            protocol,
+            jitter: Jitter::new(policy.seed),
+            policy,
+            access: String::new(),
+            meta: None,
+            refresh: String::new(),
+            refresh_expires_at: Instant::MAX,
+            state: State::Idle,
+            failures: 0,
+            next_id: 0,
+            persist_pending: false,
+            abandoned: None,
+            first_lease: true,
+            last_now: Instant::ZERO,
+            stats: Stats::default(),
+        }
+    }
+
+    /// The refresh policy.
+    pub fn policy(&self) -> &RefreshPolicy {
+        &self.policy
+    }
+
+    /// The current access token's schedule, if there is one.
+    pub fn lease(&self) -> Option<Lease> {
+        self.meta.map(|m| m.lease)
+    }
+
+    /// Whether a refresh token is held.
+    pub fn has_refresh_token(&self) -> bool {
+        !self.refresh.is_empty()
+    }
+
+    /// Counters of refreshes, logins and failures.
+    pub fn stats(&self) -> Stats {
+        self.stats
+    }
+
+    /// Whether a refresh or login is in flight (at most one ever is).
+    pub fn is_refreshing(&self) -> bool {
+        matches!(self.state, State::InFlight { .. })
+    }
+
+    /// The next instant at which the session wants to be polled even without a request to send
+    /// (a proactive refresh, the end of a backoff, a request timeout); `None` when it does not.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        match self.state {
+            State::InFlight { since, .. } => {
+                Some(since.saturating_add(self.policy.request_timeout))
+            }
+            State::Backoff { until } => Some(until),
+            State::Idle => self
+                .meta
+                .map(|m| m.lease.refresh_at)
+                .filter(|&at| at != Instant::MAX),
+            State::LoginRequired(_) | State::Failed(_) => None,
+        }
+    }
+
+    /// Provisions a refresh token (from a store, say) without an access token. It is not handed
+    /// back for persisting. A JWT refresh token already past its `exp` by the trusted wall clock
+    /// is refused ([`LeaseError::Expired`]): the session logs in instead of sending it.
+    pub fn set_refresh_token(
+        &mut self,
+        now: Instant,
+        token: &str,
+        wall: Option<UnixTime>,
+    ) -> Result<(), RefreshError> {
+        self.observe(now);
+        let raw = RawStr::plain(token);
+        check_token(raw, TokenKind::Refresh, R).map_err(RefreshError::BadAnswer)?;
+        let expires_at = self.refresh_expiry(now, token, wall, false)?;
+        self.store_refresh(raw, expires_at);
+        self.reset_state();
+        Ok(())
+    }
+
+    /// Provisions an access token, and optionally a refresh token, fetched by a request sent
+    /// at `fetched_at` (the anchor of its deadlines). Neither is handed back for persisting.
+    pub fn set_tokens(
+        &mut self,
+        now: Instant,
+        fetched_at: Instant,
+        access: &str,
+        refresh: Option<&str>,
+        facts: TokenFacts,
+    ) -> Result<(), RefreshError> {
+        self.observe(now);
+        let tokens = Tokens {
+            access: RawStr::plain(access),
+            refresh: refresh.map(RawStr::plain),
+            expires_in: facts.expires_in,
+        };
+        self.accept(fetched_at, facts.wall_now, &tokens, false)?;
+        self.reset_state();
+        Ok(())
+    }
+
+    /// Forgets both tokens. The session then answers [`Output::LoginRequired`] until tokens are
+    /// provisioned or [`Session::reset`] allows the configured login again.
+    pub fn logout(&mut self) {
+        self.access.clear();
+        self.meta = None;
+        self.refresh.clear();
+        self.refresh_expires_at = Instant::MAX;
+        self.persist_pending = false;
+        self.abandoned = None;
+        self.failures = 0;
+        self.first_lease = true;
+        self.state = State::LoginRequired(LoginReason::LoggedOut);
+    }
+
+    /// Leaves a login-required or failed state (after the application fixed the cause), so
+    /// that the next poll tries again. Tokens are kept.
+    pub fn reset(&mut self) {
+        self.reset_state();
+    }
+
+    fn reset_state(&mut self) {
+        if !matches!(self.state, State::InFlight { .. }) {
+            self.state = State::Idle;
+        }
+        self.failures = 0;
+    }
+
+    /// What to do before the next API request, at `now`. `buf` receives the body (and the
+    /// HTTP Basic header) of a refresh or login request.
+    pub fn poll<'a>(&'a mut self, now: Instant, buf: &'a mut [u8]) -> Output<'a> {
+        match self.decide(now, buf.len()) {
+            Decision::Send => Output::Send {
+                authorization: self.access.as_str(),
+                token: self.meta.map_or(TokenId(0), |m| m.id),
+            },
+            Decision::Request(grant) => {
+                let built = match grant {
+                    Grant::Refresh => self.protocol.refresh_request(self.refresh.as_str(), buf),
+                    Grant::Login => self
+                        .protocol
+                        .login_request(buf)
+                        .unwrap_or(Err(BufferTooSmall { needed: 0 })),
+                };
+                match (built, grant) {
+                    (Ok(request), Grant::Refresh) => Output::Refresh(request),
+                    (Ok(request), Grant::Login) => Output::Login(request),
+                    // `decide` checked the size, so this does not happen.
+                    (Err(e), _) => Output::Failed(SessionError::BufferTooSmall(e)),
+                }
+            }
+            Decision::Persist => Output::Persist(Secret(self.refresh.as_str())),
+            Decision::Timeout(at) => Output::Timeout(at),
+            Decision::LoginRequired(reason) => Output::LoginRequired(reason),
+            Decision::Failed(e) => Output::Failed(e),
+        }
+    }
+
+    fn decide(&mut self, now: Instant, buf_len: usize) -> Decision {
+        self.observe(now);
+        if let State::InFlight { grant, since } = self.state {
+            if now >= since.saturating_add(self.policy.request_timeout) {
+                self.fail(now, RefreshError::NoAnswer);
+                self.abandoned = Some((grant, since));
+            }
+        }
+        if self.persist_pending {
+            return Decision::Persist;
+        }
+        if self.has_refresh_token() && now >= self.refresh_expires_at {
+            // A refresh token past its own `exp`: log in without sending it.
+            self.refresh.clear();
+            self.refresh_expires_at = Instant::MAX;
+        }
+        let usable = self
+            .meta
+            .is_some_and(|m| !m.rejected && m.lease.is_usable(now));
+        let due = self
+            .meta
+            .is_none_or(|m| m.rejected || now >= m.lease.refresh_at || now >= m.lease.expires_at);
+        match self.state {
+            State::InFlight { since, .. } => {
+                return if usable {
+                    Decision::Send
+                } else {
+                    Decision::Timeout(since.saturating_add(self.policy.request_timeout))
+                };
+            }
+            State::Backoff { until } if now < until => {
+                return if usable {
+                    Decision::Send
+                } else {
+                    Decision::Timeout(until)
+                };
+            }
+            State::Backoff { .. } => self.state = State::Idle,
+            State::LoginRequired(reason) => {
+                return if usable {
+                    Decision::Send
+                } else {
+                    Decision::LoginRequired(reason)
+                };
+            }
+            State::Failed(e) => {
+                return if usable {
+                    Decision::Send
+                } else {
+                    Decision::Failed(e)
+                };
+            }
+            State::Idle => {}
+        }
+        if !due {
+            return match self.meta {
+                Some(m) if now < m.lease.usable_at => Decision::Timeout(m.lease.usable_at),
+                _ => Decision::Send,
+            };
+        }
+        let grant = if self.has_refresh_token() {
+            Grant::Refresh
+        } else if self.protocol.can_login() {
+            Grant::Login
+        } else if usable {
+            // Due, but there is no way to refresh: use the token while it lasts.
+            return Decision::Send;
+        } else {
+            self.state = State::LoginRequired(LoginReason::NoCredentials);
+            return Decision::LoginRequired(LoginReason::NoCredentials);
+        };
+        let needed = match self.request_len(grant) {
+            Ok(_) => 0,
+            Err(e) => e.needed,
+        };
+        if needed > buf_len {
+            let e = SessionError::BufferTooSmall(BufferTooSmall { needed });
+            self.state = State::Failed(e);
+            return if usable {
+                Decision::Send
+            } else {
+                Decision::Failed(e)
+            };
+        }
+        self.state = State::InFlight { grant, since: now };
+        self.abandoned = None;
+        Decision::Request(grant)
+    }
+
+    /// The size of the request for `grant`, as `Err(needed)` (it is written into no buffer).
+    fn request_len(&self, grant: Grant) -> Result<(), BufferTooSmall> {
+        let mut none = [0u8; 0];
+        match grant {
+            Grant::Refresh => self
+                .protocol
+                .refresh_request(self.refresh.as_str(), &mut none)
+                .map(drop),
+            Grant::Login => match self.protocol.login_request(&mut none) {
+                Some(built) => built.map(drop),
+                None => Ok(()),
+            },
+        }
+    }
+
+    /// Reports the token endpoint's answer to the refresh or login in flight. On success the
+    /// new tokens replace the old ones; on any failure the old ones are kept, except a refresh
+    /// token that the server definitively rejected.
+    pub fn handle_token_response(
+        &mut self,
+        now: Instant,
+        wall: Option<UnixTime>,
+        answer: &TokenResponse<'_>,
+    ) -> Result<Grant, RefreshError> {
+        self.observe(now);
+        let (grant, since) = match self.state {
+            State::InFlight { grant, since } => (grant, since),
+            _ => self.abandoned.take().ok_or(RefreshError::Unexpected)?,
+        };
+        let result = self
+            .protocol
+            .parse(grant, answer)
+            .and_then(|tokens| self.accept(since, wall, &tokens, true));
+        match result {
+            Ok(()) => {
+                self.state = State::Idle;
+                self.failures = 0;
+                match grant {
+                    Grant::Refresh => self.stats.refreshes = self.stats.refreshes.saturating_add(1),
+                    Grant::Login => self.stats.logins = self.stats.logins.saturating_add(1),
+                }
+                Ok(grant)
+            }
+            Err(e) => {
+                self.fail(now, e);
+                Err(e)
+            }
+        }
+    }
+
+    /// Reports that the refresh or login in flight got no answer (the transport failed or timed
+    /// out). Counts as a transient failure.
+    pub fn handle_no_answer(&mut self, now: Instant) -> Result<(), RefreshError> {
+        self.observe(now);
+        if !self.is_refreshing() {
+            // The transport gave up on a request the session had already abandoned.
+            return match self.abandoned.take() {
+                Some(_) => Ok(()),
+                None => Err(RefreshError::Unexpected),
+            };
+        }
+        self.fail(now, RefreshError::NoAnswer);
+        Ok(())
+    }
+
+    /// Reports that the refresh token from [`Output::Persist`] was saved (`saved`) or could not
+    /// be (it stays usable in RAM either way; the caller reports the failure).
+    pub fn handle_persisted(&mut self, saved: bool) {
+        let _ = saved;
+        self.persist_pending = false;
+    }
+
+    /// Reports the status of an API response sent with `token`.
+    ///
+    /// A 401 on a token that the API had accepted before leads to one refresh and one retry
+    /// ([`ApiVerdict::Retry`]); a 401 on a token fresh from the token endpoint is
+    /// [`ApiVerdict::Unauthorized`]. A 401 for a token already replaced asks for a retry with
+    /// the new one.
+    pub fn handle_api_status(&mut self, now: Instant, token: TokenId, status: u16) -> ApiVerdict {
+        self.observe(now);
+        let Some(meta) = self.meta.as_mut() else {
+            return if status == 401 {
+                ApiVerdict::Unauthorized
+            } else {
+                ApiVerdict::Done
+            };
+        };
+        if meta.id != token {
+            return if status == 401 {
+                ApiVerdict::Retry
+            } else {
+                ApiVerdict::Done
+            };
+        }
+        match status {
+            401 if meta.fresh => {
+                meta.fresh = false;
+                ApiVerdict::Unauthorized
+            }
+            401 => {
+                meta.rejected = true;
+                ApiVerdict::Retry
+            }
+            200..=299 => {
+                meta.fresh = false;
+                ApiVerdict::Done
+            }
+            _ => ApiVerdict::Done,
+        }
+    }
+
+    fn fail(&mut self, now: Instant, e: RefreshError) {
+        self.stats.failures = self.stats.failures.saturating_add(1);
+        self.first_lease = true;
+        match (e.class(), e) {
+            (FailureClass::RetryLater, RefreshError::Unavailable { retry_after, .. }) => {
+                self.transient_failure(now, retry_after);
+            }
+            (FailureClass::RetryLater, _) => self.transient_failure(now, None),
+            (FailureClass::LoginAgain, RefreshError::RefreshTokenRejected) => {
+                self.refresh.clear();
+                self.refresh_expires_at = Instant::MAX;
+                self.failures = 0;
+                self.state = if self.protocol.can_login() {
+                    State::Idle
+                } else {
+                    State::LoginRequired(LoginReason::RefreshTokenRejected)
+                };
+            }
+            (FailureClass::LoginAgain, _) => {
+                self.state = State::LoginRequired(LoginReason::CredentialsRejected);
+            }
+            (FailureClass::Fatal, _) => {
+                self.state = State::Failed(SessionError::Configuration(e));
+            }
+        }
+    }
+
+    fn transient_failure(&mut self, now: Instant, retry_after: Option<Duration>) {
+        self.failures = self.failures.saturating_add(1);
+        let delay = self
+            .policy
+            .backoff(self.failures, retry_after, self.jitter.next_u64());
+        self.state = State::Backoff {
+            until: now.saturating_add(delay),
+        };
+    }
+
+    /// Checks new tokens, schedules the access token, and only then replaces the old ones.
+    fn accept(
+        &mut self,
+        fetched_at: Instant,
+        wall: Option<UnixTime>,
+        tokens: &Tokens<'_>,
+        from_endpoint: bool,
+    ) -> Result<(), RefreshError> {
+        let capacity = A.saturating_sub(BEARER.len());
+        check_token(tokens.access, TokenKind::Access, capacity).map_err(RefreshError::BadAnswer)?;
+        if let Some(refresh) = tokens.refresh {
+            check_token(refresh, TokenKind::Refresh, R).map_err(RefreshError::BadAnswer)?;
+        }
+        // An escaped token cannot be a JWT (base64url and dots need no escapes): treat it as
+        // opaque and schedule it from `expires_in`.
+        let times = tokens
+            .access
+            .unescaped()
+            .and_then(|token| TimeClaims::decode(token).ok());
+        let facts = TokenFacts {
+            expires_in: tokens.expires_in,
+            times,
+            wall_now: wall,
+        };
+        let lease = self
+            .policy
+            .lease(fetched_at, &facts, self.first_lease, self.jitter.next_u64())
+            .map_err(RefreshError::Unschedulable)?;
+        let refresh_expires_at = match tokens.refresh.and_then(RawStr::unescaped) {
+            Some(token) => Some(self.refresh_expiry(fetched_at, token, wall, true)?),
+            None => None,
+        };
+        // Everything checked: commit.
+        self.access.clear();
+        let committed = self.access.push_str(BEARER).is_ok()
+            && tokens
+                .access
+                .try_for_each_char(|c| self.access.push(c).map_err(drop), ())
+                .is_ok();
+        if !committed {
+            // Unreachable after `check_token`, but never keep half a token.
+            self.access.clear();
+            self.meta = None;
+            return Err(RefreshError::BadAnswer(AnswerError::TokenTooLong {
+                token: TokenKind::Access,
+                capacity,
+            }));
+        }
+        self.next_id = self.next_id.wrapping_add(1);
+        self.meta = Some(AccessMeta {
+            lease,
+            id: TokenId(self.next_id),
+            fresh: from_endpoint,
+            rejected: false,
+        });
+        if let Some(refresh) = tokens.refresh {
+            self.store_refresh(refresh, refresh_expires_at.unwrap_or(Instant::MAX));
+            self.persist_pending = from_endpoint;
+        }
+        self.first_lease = false;
+        Ok(())
+    }
+
+    fn store_refresh(&mut self, refresh: RawStr<'_>, expires_at: Instant) {
+        if refresh.decode_into(&mut self.refresh).is_err() {
+            // Unreachable after `check_token`; an empty token means "none", never half a one.
+            self.refresh.clear();
+        }
+        self.refresh_expires_at = expires_at;
+    }
+
+    /// When a refresh token dies by its own claims: from `exp - iat` when it was just fetched
+    /// (`fresh`), else from `exp` and the trusted wall clock; [`Instant::MAX`] when unknown
+    /// (opaque tokens, no `exp`).
+    fn refresh_expiry(
+        &self,
+        fetched_at: Instant,
+        token: &str,
+        wall: Option<UnixTime>,
+        fresh: bool,
+    ) -> Result<Instant, RefreshError> {
+        let Ok(times) = TimeClaims::decode(token) else {
+            return Ok(Instant::MAX);
+        };
+        if times.exp.is_none() {
+            return Ok(Instant::MAX);
+        }
+        let facts = TokenFacts {
+            expires_in: None,
+            times: Some(TimeClaims {
+                iat: if fresh { times.iat } else { None },
+                nbf: None,
+                exp: times.exp,
+            }),
+            wall_now: wall,
+        };
+        let policy = RefreshPolicy {
+            assumed_lifetime: None,
+            ..self.policy
+        };
+        match policy.lease(fetched_at, &facts, false, 0) {
+            Ok(lease) => Ok(lease.expires_at),
+            Err(e @ LeaseError::Expired) => Err(RefreshError::Unschedulable(e)),
+            Err(_) => Ok(fetched_at),
+        }
+    }
+
+    /// Notes `now`. When the clock went backwards, every deadline moves back by the same
+    /// amount, so that no token lives longer than it had left at the latest reading.
+    fn observe(&mut self, now: Instant) {
+        if now < self.last_now {
+            let back = self.last_now.saturating_duration_since(now);
+            let shift = |t: Instant| {
+                if t == Instant::MAX {
+                    t
+                } else {
+                    t.saturating_sub(back)
+                }
+            };
+            if let Some(m) = self.meta.as_mut() {
+                m.lease.fetched_at = shift(m.lease.fetched_at);
+                m.lease.usable_at = shift(m.lease.usable_at);
+                m.lease.refresh_at = shift(m.lease.refresh_at);
+                m.lease.expires_at = shift(m.lease.expires_at);
+            }
+            self.refresh_expires_at = shift(self.refresh_expires_at);
+            self.state = match self.state {
+                State::InFlight { grant, since } => State::InFlight {
+                    grant,
+                    since: shift(since),
+                },
+                State::Backoff { until } => State::Backoff {
+                    until: shift(until),
+                },
+                other => other,
+            };
+        }
+        self.last_now = now;
+    }
+}

@@ -1,0 +1,777 @@
+//! Session timelines: each test reads as a script of inputs at given times and the outputs the
+//! session must answer, with real tokens minted by `jsonwebtoken`.
+
+use jsonwebtoken::{encode, EncodingKey, Header};
+use jwt_refresh::policy::{LeaseError, RefreshPolicy, TokenFacts};
+use jwt_refresh::protocol::{
+    ClientAuth, Credentials, FailureClass, Method, OAuth2, OAuth2Login, OAuthErrorCode, Protocol,
+    SimpleJwt, TokenResponse,
+};
+use jwt_refresh::session::{ApiVerdict, LoginReason, Output, Session, SessionError};
+use jwt_refresh::{Duration, Instant, RefreshError, UnixTime};
+use serde::Serialize;
+
+/// The server's wall clock at the session's monotonic zero.
+const EPOCH: u64 = 1_700_000_000;
+
+#[derive(Serialize)]
+struct Claims<'a> {
+    token_type: &'a str,
+    exp: u64,
+    iat: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    nbf: Option<u64>,
+    jti: String,
+    user_id: &'a str,
+}
+
+/// A token issued at session second `at` that lives `lifetime` seconds.
+fn mint(kind: &str, at: u64, lifetime: u64) -> String {
+    mint_nbf(kind, at, lifetime, None)
+}
+
+fn mint_nbf(kind: &str, at: u64, lifetime: u64, nbf: Option<u64>) -> String {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let claims = Claims {
+        token_type: kind,
+        exp: EPOCH + at + lifetime,
+        iat: EPOCH + at,
+        nbf: nbf.map(|s| EPOCH + s),
+        jti: format!("{n:032x}"),
+        user_id: "1",
+    };
+    encode(
+        &Header::default(),
+        &claims,
+        &EncodingKey::from_secret(b"test-secret"),
+    )
+    .unwrap()
+}
+
+fn t(secs: u64) -> Instant {
+    Instant::from_secs(secs)
+}
+
+fn ms(millis: u64) -> Instant {
+    Instant::from_millis(millis)
+}
+
+fn no_jitter() -> RefreshPolicy {
+    RefreshPolicy {
+        jitter_permille: 0,
+        first_jitter_permille: 0,
+        ..RefreshPolicy::default()
+    }
+}
+
+const CREDS: Credentials<'static> = Credentials {
+    username: "device",
+    password: "hunter2",
+};
+
+fn simplejwt_login() -> Protocol<'static> {
+    Protocol::SimpleJwt(SimpleJwt {
+        credentials: Some(CREDS),
+        ..SimpleJwt::default()
+    })
+}
+
+fn ok(body: &str) -> TokenResponse<'_> {
+    TokenResponse {
+        status: 200,
+        body: body.as_bytes(),
+        retry_after: None,
+    }
+}
+
+fn status(status: u16, body: &str) -> TokenResponse<'_> {
+    TokenResponse {
+        status,
+        body: body.as_bytes(),
+        retry_after: None,
+    }
+}
+
+fn login_answer(access: &str, refresh: &str) -> String {
+    format!(r#"{{"refresh":"{refresh}","access":"{access}"}}"#)
+}
+
+type S = Session<'static>;
+
+/// What a poll said, owned, so that tests can compare and keep going.
+#[derive(Debug, Clone, PartialEq)]
+enum Said {
+    Send(String),
+    Refresh(String),
+    Login(String),
+    Persist(String),
+    Timeout(Instant),
+    LoginRequired(LoginReason),
+    Failed(SessionError),
+}
+
+fn poll(s: &mut S, now: Instant) -> Said {
+    let mut buf = [0u8; 4096];
+    match s.poll(now, &mut buf) {
+        Output::Send { authorization, .. } => Said::Send(authorization.to_owned()),
+        Output::Refresh(r) => {
+            assert_eq!(r.method, Method::Post);
+            Said::Refresh(String::from_utf8(r.body.to_vec()).unwrap())
+        }
+        Output::Login(r) => Said::Login(String::from_utf8(r.body.to_vec()).unwrap()),
+        Output::Persist(secret) => Said::Persist(secret.expose().to_owned()),
+        Output::Timeout(at) => Said::Timeout(at),
+        Output::LoginRequired(reason) => Said::LoginRequired(reason),
+        Output::Failed(e) => Said::Failed(e),
+    }
+}
+
+/// Polls and returns the token id of a Send with `bearer`.
+fn send_id(s: &mut S, now: Instant, bearer: &str) -> jwt_refresh::TokenId {
+    let mut buf = [0u8; 4096];
+    match s.poll(now, &mut buf) {
+        Output::Send {
+            authorization,
+            token,
+        } => {
+            assert_eq!(authorization, format!("Bearer {bearer}"));
+            token
+        }
+        other => panic!("expected Send at {now}, got {other:?}"),
+    }
+}
+
+fn bearer(token: &str) -> Said {
+    Said::Send(format!("Bearer {token}"))
+}
+
+/// Logs in at `at` with a `lifetime`-second access token; returns (access, refresh).
+fn logged_in(s: &mut S, at: u64, lifetime: u64) -> (String, String) {
+    assert_eq!(
+        poll(s, t(at)),
+        Said::Login(r#"{"username":"device","password":"hunter2"}"#.into())
+    );
+    let access = mint("access", at, lifetime);
+    let refresh = mint("refresh", at, 86_400);
+    s.handle_token_response(t(at), None, &ok(&login_answer(&access, &refresh)))
+        .unwrap();
+    assert_eq!(poll(s, t(at)), Said::Persist(refresh.clone()));
+    s.handle_persisted(true);
+    (access, refresh)
+}
+
+#[test]
+fn simplejwt_five_minute_token_timeline() {
+    // at 0 s login, 5-minute tokens; at 240 s Send; at 271 s Refresh; the answer rotates the
+    // refresh token; it is persisted first; at 272 s Send with the new access token.
+    let mut s = S::new(simplejwt_login(), no_jitter());
+    let (access, refresh) = logged_in(&mut s, 0, 300);
+    assert_eq!(poll(&mut s, t(0)), bearer(&access));
+    assert_eq!(poll(&mut s, t(240)), bearer(&access));
+    assert_eq!(poll(&mut s, t(268)), bearer(&access));
+    assert_eq!(
+        poll(&mut s, t(271)),
+        Said::Refresh(format!(r#"{{"refresh":"{refresh}"}}"#))
+    );
+    let access2 = mint("access", 271, 300);
+    let refresh2 = mint("refresh", 271, 86_400);
+    s.handle_token_response(t(271), None, &ok(&login_answer(&access2, &refresh2)))
+        .unwrap();
+    assert_eq!(poll(&mut s, t(272)), Said::Persist(refresh2.clone()));
+    s.handle_persisted(true);
+    assert_eq!(poll(&mut s, t(272)), bearer(&access2));
+    // The next refresh is scheduled from the new token: 271 + 299 - 29.9 s.
+    assert_eq!(poll(&mut s, ms(540_000)), bearer(&access2));
+    assert_eq!(
+        poll(&mut s, ms(540_200)),
+        Said::Refresh(format!(r#"{{"refresh":"{refresh2}"}}"#))
+    );
+    assert_eq!(s.stats().refreshes, 1);
+    assert_eq!(s.stats().logins, 1);
+}
+
+#[test]
+fn refresh_without_rotation_keeps_the_refresh_token() {
+    let mut s = S::new(simplejwt_login(), no_jitter());
+    let (_, refresh) = logged_in(&mut s, 0, 300);
+    assert!(matches!(poll(&mut s, t(280)), Said::Refresh(_)));
+    let access2 = mint("access", 280, 300);
+    s.handle_token_response(t(280), None, &ok(&format!(r#"{{"access":"{access2}"}}"#)))
+        .unwrap();
+    // No rotation: nothing to persist, straight to Send.
+    assert_eq!(poll(&mut s, t(281)), bearer(&access2));
+    assert_eq!(
+        poll(&mut s, t(560)),
+        Said::Refresh(format!(r#"{{"refresh":"{refresh}"}}"#))
+    );
+}
+
+#[test]
+fn failed_refresh_before_expiry_keeps_sending_the_valid_token() {
+    let mut s = S::new(simplejwt_login(), no_jitter());
+    let (access, refresh) = logged_in(&mut s, 0, 300);
+    assert!(matches!(poll(&mut s, t(271)), Said::Refresh(_)));
+    let err = s
+        .handle_token_response(t(271), None, &status(503, "<html>busy</html>"))
+        .unwrap_err();
+    assert_eq!(err.class(), FailureClass::RetryLater);
+    // Backoff of 1 s after the first failure; meanwhile the token (valid until 299 s) is sent.
+    assert_eq!(poll(&mut s, ms(271_500)), bearer(&access));
+    assert_eq!(
+        poll(&mut s, t(272)),
+        Said::Refresh(format!(r#"{{"refresh":"{refresh}"}}"#))
+    );
+    s.handle_no_answer(t(272)).unwrap();
+    assert_eq!(poll(&mut s, ms(272_100)), bearer(&access));
+    // The token expires at 299 s: from then on the session refreshes or waits, never sends it.
+    assert!(matches!(poll(&mut s, t(299)), Said::Refresh(_)));
+    s.handle_no_answer(t(299)).unwrap();
+    let Said::Timeout(until) = poll(&mut s, t(299)) else {
+        panic!()
+    };
+    assert!(until > t(299) && until <= t(303), "{until}");
+    assert!(matches!(poll(&mut s, until), Said::Refresh(_)));
+}
+
+#[test]
+fn never_sends_an_expired_token() {
+    let mut s = S::new(simplejwt_login(), no_jitter());
+    let (access, _) = logged_in(&mut s, 0, 300);
+    // 300 s lifetime minus the second lost to flooring: expires at 299 s. The refresh fails, so
+    // the old token is used to the last millisecond and not one past it.
+    assert!(matches!(poll(&mut s, ms(298_990)), Said::Refresh(_)));
+    s.handle_no_answer(ms(298_990)).unwrap();
+    assert_eq!(poll(&mut s, ms(298_999)), bearer(&access));
+    assert_eq!(poll(&mut s, ms(299_000)), Said::Timeout(ms(299_990)));
+}
+
+#[test]
+fn single_flight_and_a_stuck_refresh_times_out() {
+    let mut s = S::new(simplejwt_login(), no_jitter());
+    let (access, _) = logged_in(&mut s, 0, 300);
+    assert!(matches!(poll(&mut s, t(271)), Said::Refresh(_)));
+    assert!(s.is_refreshing());
+    // A second caller while the refresh is in flight uses the still-valid token...
+    assert_eq!(poll(&mut s, t(275)), bearer(&access));
+    // ...and, once it has expired, waits for the refresh instead of starting another.
+    assert_eq!(poll(&mut s, t(299)), Said::Timeout(t(271 + 30)));
+    // No answer within 30 s: a transient failure, then a new refresh after the backoff.
+    let Said::Timeout(until) = poll(&mut s, t(301)) else {
+        panic!()
+    };
+    assert!(until >= t(302), "{until}");
+    assert!(!s.is_refreshing());
+    assert_eq!(s.stats().failures, 1);
+    assert!(matches!(poll(&mut s, until), Said::Refresh(_)));
+}
+
+#[test]
+fn a_late_answer_to_a_timed_out_refresh_is_still_taken() {
+    // With rotation the server has already retired the old refresh token: dropping the late
+    // answer would lose the only valid one.
+    let mut s = S::new(simplejwt_login(), no_jitter());
+    logged_in(&mut s, 0, 300);
+    assert!(matches!(poll(&mut s, t(271)), Said::Refresh(_)));
+    let Said::Timeout(_) = poll(&mut s, t(301)) else {
+        panic!()
+    };
+    let access2 = mint("access", 271, 300);
+    let refresh2 = mint("refresh", 271, 86_400);
+    s.handle_token_response(t(302), None, &ok(&login_answer(&access2, &refresh2)))
+        .unwrap();
+    assert_eq!(poll(&mut s, t(302)), Said::Persist(refresh2));
+    s.handle_persisted(true);
+    assert_eq!(poll(&mut s, t(302)), bearer(&access2));
+    // Its transport error, reported late, changes nothing.
+    s.handle_no_answer(t(303)).unwrap_err();
+    assert_eq!(poll(&mut s, t(303)), bearer(&access2));
+}
+
+#[test]
+fn answer_with_nothing_in_flight_is_ignored() {
+    let mut s = S::new(simplejwt_login(), no_jitter());
+    let (access, _) = logged_in(&mut s, 0, 300);
+    let other = mint("access", 5, 300);
+    let err = s
+        .handle_token_response(t(5), None, &ok(&format!(r#"{{"access":"{other}"}}"#)))
+        .unwrap_err();
+    assert_eq!(err, RefreshError::Unexpected);
+    assert_eq!(poll(&mut s, t(6)), bearer(&access));
+    assert_eq!(s.handle_no_answer(t(6)), Err(RefreshError::Unexpected));
+}
+
+#[test]
+fn one_401_means_one_refresh_and_one_retry() {
+    let mut s = S::new(simplejwt_login(), no_jitter());
+    let (access, _) = logged_in(&mut s, 0, 300);
+    let id = send_id(&mut s, t(10), &access);
+    assert_eq!(s.handle_api_status(t(10), id, 200), ApiVerdict::Done);
+    // Later the API rejects the (accepted before) token: refresh, then retry once.
+    let id = send_id(&mut s, t(20), &access);
+    assert_eq!(s.handle_api_status(t(20), id, 401), ApiVerdict::Retry);
+    assert!(matches!(poll(&mut s, t(20)), Said::Refresh(_)));
+    let access2 = mint("access", 20, 300);
+    s.handle_token_response(t(20), None, &ok(&format!(r#"{{"access":"{access2}"}}"#)))
+        .unwrap();
+    let id2 = send_id(&mut s, t(20), &access2);
+    // A 401 on the fresh token: give up on this request, no second refresh.
+    assert_eq!(
+        s.handle_api_status(t(20), id2, 401),
+        ApiVerdict::Unauthorized
+    );
+    assert_eq!(poll(&mut s, t(21)), bearer(&access2));
+    assert_eq!(s.stats().refreshes, 1);
+}
+
+#[test]
+fn a_401_on_a_token_fresh_from_login_is_unauthorized() {
+    let mut s = S::new(simplejwt_login(), no_jitter());
+    let (access, _) = logged_in(&mut s, 0, 300);
+    let id = send_id(&mut s, t(1), &access);
+    assert_eq!(s.handle_api_status(t(1), id, 401), ApiVerdict::Unauthorized);
+    assert_eq!(poll(&mut s, t(2)), bearer(&access));
+}
+
+#[test]
+fn a_late_401_for_a_replaced_token_does_not_reject_its_successor() {
+    let mut s = S::new(simplejwt_login(), no_jitter());
+    let (access, _) = logged_in(&mut s, 0, 300);
+    let old = send_id(&mut s, t(260), &access);
+    assert!(matches!(poll(&mut s, t(271)), Said::Refresh(_)));
+    let access2 = mint("access", 271, 300);
+    s.handle_token_response(t(271), None, &ok(&format!(r#"{{"access":"{access2}"}}"#)))
+        .unwrap();
+    assert_eq!(s.handle_api_status(t(272), old, 401), ApiVerdict::Retry);
+    assert_eq!(poll(&mut s, t(272)), bearer(&access2));
+}
+
+#[test]
+fn rejected_refresh_token_leads_to_login() {
+    let mut s = S::new(simplejwt_login(), no_jitter());
+    logged_in(&mut s, 0, 300);
+    assert!(matches!(poll(&mut s, t(271)), Said::Refresh(_)));
+    let blacklisted = r#"{"detail":"Token is blacklisted","code":"token_not_valid"}"#;
+    let err = s
+        .handle_token_response(t(271), None, &status(401, blacklisted))
+        .unwrap_err();
+    assert_eq!(err, RefreshError::RefreshTokenRejected);
+    assert!(!s.has_refresh_token());
+    // Credentials are configured: log in at once, without a backoff.
+    assert!(matches!(poll(&mut s, t(271)), Said::Login(_)));
+}
+
+#[test]
+fn rejected_refresh_token_without_credentials_needs_the_application() {
+    let mut s = S::new(Protocol::SimpleJwt(SimpleJwt::default()), no_jitter());
+    let access = mint("access", 0, 300);
+    let refresh = mint("refresh", 0, 86_400);
+    s.set_tokens(t(0), t(0), &access, Some(&refresh), TokenFacts::default())
+        .unwrap();
+    // Provisioned tokens are not handed back for persisting.
+    assert_eq!(poll(&mut s, t(1)), bearer(&access));
+    assert!(matches!(poll(&mut s, t(271)), Said::Refresh(_)));
+    let expired = r#"{"detail":"Token is expired","code":"token_not_valid"}"#;
+    s.handle_token_response(t(271), None, &status(401, expired))
+        .unwrap_err();
+    // The access token is still valid: keep using it, then ask for a login.
+    assert_eq!(poll(&mut s, t(280)), bearer(&access));
+    assert_eq!(
+        poll(&mut s, t(299)),
+        Said::LoginRequired(LoginReason::RefreshTokenRejected)
+    );
+}
+
+#[test]
+fn wrong_credentials_need_new_ones() {
+    let mut s = S::new(simplejwt_login(), no_jitter());
+    assert!(matches!(poll(&mut s, t(0)), Said::Login(_)));
+    let bad = r#"{"detail":"No active account found with the given credentials"}"#;
+    let err = s
+        .handle_token_response(t(0), None, &status(401, bad))
+        .unwrap_err();
+    assert_eq!(err, RefreshError::CredentialsRejected);
+    assert_eq!(
+        poll(&mut s, t(1)),
+        Said::LoginRequired(LoginReason::CredentialsRejected)
+    );
+    assert_eq!(
+        poll(&mut s, t(100)),
+        Said::LoginRequired(LoginReason::CredentialsRejected)
+    );
+    s.reset();
+    assert!(matches!(poll(&mut s, t(101)), Said::Login(_)));
+}
+
+#[test]
+fn expired_refresh_jwt_goes_straight_to_login() {
+    // A stored refresh token already past its exp by the trusted wall clock is refused...
+    let mut s = S::new(simplejwt_login(), no_jitter());
+    let stale = mint("refresh", 0, 100);
+    let wall = UnixTime::from_secs(EPOCH + 200);
+    assert_eq!(
+        s.set_refresh_token(t(0), &stale, wall),
+        Err(RefreshError::Unschedulable(LeaseError::Expired))
+    );
+    assert!(matches!(poll(&mut s, t(0)), Said::Login(_)));
+
+    // ...and one whose own lifetime has run out is dropped without a network call.
+    let mut s = S::new(simplejwt_login(), no_jitter());
+    assert!(matches!(poll(&mut s, t(0)), Said::Login(_)));
+    let access = mint("access", 0, 300);
+    let refresh = mint("refresh", 0, 600);
+    s.handle_token_response(t(0), None, &ok(&login_answer(&access, &refresh)))
+        .unwrap();
+    let _ = poll(&mut s, t(0));
+    s.handle_persisted(true);
+    assert!(matches!(poll(&mut s, t(271)), Said::Refresh(_)));
+    let access2 = mint("access", 271, 300);
+    s.handle_token_response(t(271), None, &ok(&format!(r#"{{"access":"{access2}"}}"#)))
+        .unwrap();
+    // The refresh token dies at 599 s; the access token is due at ~540 s: log in instead.
+    assert!(matches!(poll(&mut s, t(541)), Said::Refresh(_)));
+    s.handle_no_answer(t(541)).unwrap();
+    assert!(matches!(poll(&mut s, t(600)), Said::Login(_)));
+}
+
+#[test]
+fn token_without_expiry_is_used_until_the_api_rejects_it() {
+    // OAuth 2.0 with an opaque access token and no expires_in: reactive only, no refresh loop.
+    let mut s = S::new(
+        Protocol::OAuth2(OAuth2::default()),
+        RefreshPolicy::default(),
+    );
+    s.set_refresh_token(t(0), "opaque-refresh", None).unwrap();
+    assert!(matches!(poll(&mut s, t(0)), Said::Refresh(_)));
+    s.handle_token_response(
+        t(0),
+        None,
+        &ok(r#"{"access_token":"opaque-1","token_type":"Bearer"}"#),
+    )
+    .unwrap();
+    for second in [1, 1000, 100_000, 10_000_000] {
+        assert_eq!(poll(&mut s, t(second)), bearer("opaque-1"));
+    }
+    assert_eq!(s.poll_timeout(), None);
+    let id = send_id(&mut s, t(10_000_001), "opaque-1");
+    assert_eq!(
+        s.handle_api_status(t(10_000_001), id, 200),
+        ApiVerdict::Done
+    );
+    let id = send_id(&mut s, t(10_000_002), "opaque-1");
+    assert_eq!(
+        s.handle_api_status(t(10_000_002), id, 401),
+        ApiVerdict::Retry
+    );
+    assert!(matches!(poll(&mut s, t(10_000_002)), Said::Refresh(_)));
+}
+
+#[test]
+fn not_before_in_the_future_waits() {
+    let mut s = S::new(Protocol::SimpleJwt(SimpleJwt::default()), no_jitter());
+    let access = mint_nbf("access", 0, 300, Some(10));
+    s.set_tokens(t(0), t(0), &access, Some("r"), TokenFacts::default())
+        .unwrap();
+    assert_eq!(poll(&mut s, t(3)), Said::Timeout(t(10)));
+    assert_eq!(poll(&mut s, t(10)), bearer(&access));
+}
+
+#[test]
+fn hostile_answers_keep_the_tokens() {
+    let long = "a".repeat(2000);
+    let bodies: Vec<(u16, String)> = vec![
+        (200, String::new()),
+        (200, r#"{"access":"x.y.z""#.into()),
+        (200, "<html><body>proxy</body></html>".into()),
+        (200, r#"{"refresh":"only"}"#.into()),
+        (200, format!(r#"{{"access":"{long}"}}"#)),
+        (200, r#"{"access":"a\r\nX-Injected: 1"}"#.into()),
+        (200, r#"{"access":""}"#.into()),
+        (200, r#"{"access":"a b"}"#.into()),
+        (200, r#"{"access":"ok","refresh":"\u0000"}"#.into()),
+        (200, r#"{"access":"ok","access":"twice"}"#.into()),
+        (200, "\u{0}\u{1}\u{2}".into()),
+        (200, format!(r#"{{"x":{}}}"#, "[".repeat(1000))),
+        (500, "boom".into()),
+        (401, "<html>not the auth server</html>".into()),
+        (302, String::new()),
+    ];
+    for (code, body) in &bodies {
+        let mut s = S::new(simplejwt_login(), no_jitter());
+        let (access, refresh) = logged_in(&mut s, 0, 300);
+        assert!(matches!(poll(&mut s, t(271)), Said::Refresh(_)));
+        let err = s
+            .handle_token_response(t(271), None, &status(*code, body))
+            .unwrap_err();
+        assert_ne!(err.class(), FailureClass::LoginAgain, "{code} {body:.60}");
+        // The old access token is still sent while valid, the refresh token still offered.
+        assert_eq!(
+            poll(&mut s, ms(271_500)),
+            bearer(&access),
+            "{code} {body:.60}"
+        );
+        assert!(s.has_refresh_token());
+        s.reset();
+        assert_eq!(
+            poll(&mut s, t(290)),
+            Said::Refresh(format!(r#"{{"refresh":"{refresh}"}}"#)),
+            "{code} {body:.60}"
+        );
+    }
+}
+
+#[test]
+fn retry_after_is_honoured() {
+    let mut s = S::new(simplejwt_login(), no_jitter());
+    let (access, _) = logged_in(&mut s, 0, 300);
+    assert!(matches!(poll(&mut s, t(271)), Said::Refresh(_)));
+    let answer = TokenResponse {
+        status: 429,
+        body: b"",
+        retry_after: Some(Duration::from_secs(60)),
+    };
+    s.handle_token_response(t(271), None, &answer).unwrap_err();
+    assert_eq!(poll(&mut s, t(298)), bearer(&access));
+    assert_eq!(poll(&mut s, t(300)), Said::Timeout(t(331)));
+    assert!(matches!(poll(&mut s, t(331)), Said::Refresh(_)));
+}
+
+#[test]
+fn backoff_grows_after_each_transient_failure() {
+    let mut s = S::new(simplejwt_login(), no_jitter());
+    logged_in(&mut s, 0, 300);
+    let mut now = t(400); // the access token has expired: every poll waits for the backoff
+    let mut waits = Vec::new();
+    for _ in 0..12 {
+        assert!(matches!(poll(&mut s, now), Said::Refresh(_)), "{now}");
+        s.handle_no_answer(now).unwrap();
+        let Said::Timeout(until) = poll(&mut s, now) else {
+            panic!()
+        };
+        waits.push(until.saturating_duration_since(now).as_millis());
+        now = until;
+    }
+    assert_eq!(waits[0], 1000);
+    for (i, w) in waits.iter().enumerate() {
+        let ceiling = (1000u64 << i).min(300_000);
+        assert!(*w >= 1000 && *w <= ceiling, "failure {}: {w} ms", i + 1);
+    }
+    assert!(waits[8..].iter().any(|&w| w > 60_000), "{waits:?}");
+}
+
+#[test]
+fn clock_going_backwards_never_extends_a_token() {
+    let mut s = S::new(simplejwt_login(), no_jitter());
+    let (access, _) = logged_in(&mut s, 1000, 300);
+    let before = s.lease().unwrap();
+    assert_eq!(poll(&mut s, t(1200)), bearer(&access));
+    // The clock jumps back by 1000 s: the token has the 99 s it had left, not 1099 s.
+    assert_eq!(poll(&mut s, t(200)), bearer(&access));
+    let after = s.lease().unwrap();
+    assert_eq!(
+        after.expires_at.saturating_duration_since(t(200)),
+        before.expires_at.saturating_duration_since(t(1200))
+    );
+    assert!(matches!(poll(&mut s, t(271)), Said::Refresh(_)));
+}
+
+#[test]
+fn logout_forgets_tokens() {
+    let mut s = S::new(simplejwt_login(), no_jitter());
+    logged_in(&mut s, 0, 300);
+    s.logout();
+    assert!(!s.has_refresh_token());
+    assert_eq!(
+        poll(&mut s, t(1)),
+        Said::LoginRequired(LoginReason::LoggedOut)
+    );
+    s.reset();
+    assert!(matches!(poll(&mut s, t(2)), Said::Login(_)));
+}
+
+#[test]
+fn no_tokens_and_no_credentials() {
+    let mut s = S::new(Protocol::SimpleJwt(SimpleJwt::default()), no_jitter());
+    assert_eq!(
+        poll(&mut s, t(0)),
+        Said::LoginRequired(LoginReason::NoCredentials)
+    );
+}
+
+#[test]
+fn request_buffer_too_small_is_a_typed_failure() {
+    let mut s = S::new(simplejwt_login(), no_jitter());
+    let mut small = [0u8; 8];
+    match s.poll(t(0), &mut small) {
+        Output::Failed(SessionError::BufferTooSmall(e)) => {
+            assert_eq!(
+                e.needed,
+                r#"{"username":"device","password":"hunter2"}"#.len()
+            )
+        }
+        other => panic!("{other:?}"),
+    }
+    s.reset();
+    assert!(matches!(poll(&mut s, t(0)), Said::Login(_)));
+}
+
+#[test]
+fn access_token_too_long_for_its_buffer() {
+    let mut s: Session<'static, 64, 64> = Session::new(simplejwt_login(), no_jitter());
+    let mut buf = [0u8; 256];
+    assert!(matches!(s.poll(t(0), &mut buf), Output::Login(_)));
+    let access = mint("access", 0, 300);
+    let refresh = "r".repeat(10);
+    let err = s
+        .handle_token_response(t(0), None, &ok(&login_answer(&access, &refresh)))
+        .unwrap_err();
+    assert!(matches!(
+        err,
+        RefreshError::BadAnswer(jwt_refresh::protocol::AnswerError::TokenTooLong {
+            capacity: 57,
+            ..
+        })
+    ));
+}
+
+#[test]
+fn oauth2_refresh_with_rotation_and_expires_in() {
+    let protocol = Protocol::OAuth2(OAuth2 {
+        client_id: Some("device-7"),
+        client_auth: ClientAuth::Body,
+        ..OAuth2::default()
+    });
+    let mut s = S::new(protocol, no_jitter());
+    s.set_refresh_token(t(0), "tGzv3JOkF0XG5Qx2TlKWIA", None)
+        .unwrap();
+    assert_eq!(
+        poll(&mut s, t(0)),
+        Said::Refresh(
+            "grant_type=refresh_token&refresh_token=tGzv3JOkF0XG5Qx2TlKWIA&client_id=device-7"
+                .into()
+        )
+    );
+    let body = r#"{"access_token":"2YotnFZFEjr1zCsicMWpAA","token_type":"Bearer","expires_in":3600,"refresh_token":"n3wR3fr35h","scope":"x"}"#;
+    s.handle_token_response(t(0), None, &ok(body)).unwrap();
+    // The rotated refresh token is persisted before the new access token is used.
+    assert_eq!(poll(&mut s, t(0)), Said::Persist("n3wR3fr35h".into()));
+    s.handle_persisted(false);
+    assert_eq!(poll(&mut s, t(1)), bearer("2YotnFZFEjr1zCsicMWpAA"));
+    // expires_in 3600 -> 3599 s; margin capped at 5 minutes.
+    assert_eq!(poll(&mut s, t(3298)), bearer("2YotnFZFEjr1zCsicMWpAA"));
+    assert!(
+        matches!(poll(&mut s, t(3299)), Said::Refresh(b) if b.contains("refresh_token=n3wR3fr35h"))
+    );
+}
+
+#[test]
+fn oauth2_client_credentials_logs_in_again_at_expiry() {
+    let protocol = Protocol::OAuth2(OAuth2 {
+        client_id: Some("dev"),
+        client_secret: Some("s3cret"),
+        client_auth: ClientAuth::Basic,
+        login: OAuth2Login::ClientCredentials,
+        ..OAuth2::default()
+    });
+    let mut s = S::new(protocol, no_jitter());
+    let mut buf = [0u8; 512];
+    match s.poll(t(0), &mut buf) {
+        Output::Login(r) => {
+            assert_eq!(r.body, b"grant_type=client_credentials");
+            assert_eq!(r.authorization, Some("Basic ZGV2OnMzY3JldA=="));
+        }
+        other => panic!("{other:?}"),
+    }
+    let access = mint("access", 0, 600);
+    let body = format!(r#"{{"access_token":"{access}","token_type":"bearer","expires_in":600}}"#);
+    s.handle_token_response(t(0), None, &ok(&body)).unwrap();
+    assert_eq!(poll(&mut s, t(1)), bearer(&access));
+    // No refresh token was issued (RFC 6749 section 4.4.3): at refresh time, log in again.
+    assert!(matches!(poll(&mut s, t(540)), Said::Login(_)));
+}
+
+#[test]
+fn oauth2_invalid_grant_and_configuration_errors() {
+    let mut s = S::new(Protocol::OAuth2(OAuth2::default()), no_jitter());
+    s.set_refresh_token(t(0), "r", None).unwrap();
+    assert!(matches!(poll(&mut s, t(0)), Said::Refresh(_)));
+    let err = s
+        .handle_token_response(t(0), None, &status(400, r#"{"error":"invalid_grant"}"#))
+        .unwrap_err();
+    assert_eq!(err.class(), FailureClass::LoginAgain);
+    assert_eq!(
+        poll(&mut s, t(1)),
+        Said::LoginRequired(LoginReason::RefreshTokenRejected)
+    );
+
+    let mut s = S::new(Protocol::OAuth2(OAuth2::default()), no_jitter());
+    let access = mint("access", 0, 300);
+    s.set_tokens(t(0), t(0), &access, Some("r"), TokenFacts::default())
+        .unwrap();
+    assert!(matches!(poll(&mut s, t(271)), Said::Refresh(_)));
+    let err = s
+        .handle_token_response(t(271), None, &status(401, r#"{"error":"invalid_client"}"#))
+        .unwrap_err();
+    assert_eq!(
+        err,
+        RefreshError::Configuration {
+            status: 401,
+            code: Some(OAuthErrorCode::InvalidClient)
+        }
+    );
+    // Fatal, but the valid token is still used; after expiry the failure is reported.
+    assert_eq!(poll(&mut s, t(280)), bearer(&access));
+    assert_eq!(
+        poll(&mut s, t(299)),
+        Said::Failed(SessionError::Configuration(err))
+    );
+    assert!(s.has_refresh_token());
+}
+
+#[test]
+fn iat_far_ahead_of_the_wall_clock_is_flagged() {
+    let mut s = S::new(simplejwt_login(), no_jitter());
+    assert!(matches!(poll(&mut s, t(0)), Said::Login(_)));
+    let access = mint("access", 0, 300);
+    let refresh = mint("refresh", 0, 86_400);
+    let wall = UnixTime::from_secs(EPOCH - 3600); // device clock an hour behind
+    s.handle_token_response(t(0), wall, &ok(&login_answer(&access, &refresh)))
+        .unwrap();
+    let lease = s.lease().unwrap();
+    assert_eq!(
+        lease.warning,
+        Some(jwt_refresh::policy::LeaseWarning::IssuedInFuture)
+    );
+    assert_eq!(lease.expires_at, t(299));
+}
+
+#[test]
+fn jitter_spreads_refreshes_by_seed() {
+    let mut instants = std::collections::BTreeSet::new();
+    for seed in 0..50 {
+        let policy = RefreshPolicy {
+            seed,
+            ..RefreshPolicy::default()
+        };
+        let mut s = S::new(simplejwt_login(), policy);
+        logged_in(&mut s, 0, 300);
+        let at = s.lease().unwrap().refresh_at;
+        assert!(at >= t(149) && at <= ms(269_100), "{at}");
+        instants.insert(at);
+    }
+    assert!(instants.len() >= 45, "{}", instants.len());
+}
+
+#[test]
+fn debug_output_has_no_secrets() {
+    let mut s = S::new(simplejwt_login(), no_jitter());
+    let (access, refresh) = logged_in(&mut s, 0, 300);
+    let mut buf = [0u8; 4096];
+    let shown = format!("{s:?}");
+    assert!(!shown.contains(&access) && !shown.contains(&refresh) && !shown.contains("hunter2"));
+    let out = s.poll(t(271), &mut buf);
+    let shown = format!("{out:?}");
+    assert!(!shown.contains(&refresh), "{shown}");
+    let proto = format!("{:?}", simplejwt_login());
+    assert!(!proto.contains("hunter2"), "{proto}");
+}
