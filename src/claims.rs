@@ -80,13 +80,13 @@ impl ClaimName {
             return None;
         };
         Some(match [a, b, c] {
-            [b'e',b'x',b'p'] => ClaimName::Exp,
-            [b'n',b'b',b'f'] => ClaimName::Nbf,
-            [b'i',b'a',b't'] => ClaimName::Iat,
-            [b'i',b's',b's'] => ClaimName::Iss,
-            [b's',b'u',b'b'] => ClaimName::Sub,
-            [b'j',b't',b'i'] => ClaimName::Jti,
-            [b'a',b'u',b'd'] => ClaimName::Aud,
+            [b'e', b'x', b'p'] => ClaimName::Exp,
+            [b'n', b'b', b'f'] => ClaimName::Nbf,
+            [b'i', b'a', b't'] => ClaimName::Iat,
+            [b'i', b's', b's'] => ClaimName::Iss,
+            [b's', b'u', b'b'] => ClaimName::Sub,
+            [b'j', b't', b'i'] => ClaimName::Jti,
+            [b'a', b'u', b'd'] => ClaimName::Aud,
             _ => return None,
         })
     }

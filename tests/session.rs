@@ -775,3 +775,44 @@ fn debug_output_has_no_secrets() {
     let proto = format!("{:?}", simplejwt_login());
     assert!(!proto.contains("hunter2"), "{proto}");
 }
+
+#[test]
+fn deadlines_are_anchored_at_the_send_time() {
+    // The login is sent at 0 s and answered at 5 s: the token's 299 s run from 0 s, not 5 s
+    // (the server issued it at some point in between; the earliest is the safe assumption).
+    let mut s = S::new(simplejwt_login(), no_jitter());
+    assert!(matches!(poll(&mut s, t(0)), Said::Login(_)));
+    let access = mint("access", 0, 300);
+    let refresh = mint("refresh", 0, 86_400);
+    s.handle_token_response(t(5), None, &ok(&login_answer(&access, &refresh)))
+        .unwrap();
+    let lease = s.lease().unwrap();
+    assert_eq!((lease.fetched_at, lease.expires_at), (t(0), t(299)));
+}
+
+#[test]
+fn an_unschedulable_token_keeps_the_old_ones() {
+    let mut s = S::new(simplejwt_login(), no_jitter());
+    let (access, refresh) = logged_in(&mut s, 0, 300);
+    assert!(matches!(poll(&mut s, t(271)), Said::Refresh(_)));
+    // exp == iat: a zero lifetime. nbf after exp: never usable.
+    let dead = mint("access", 271, 0);
+    let err = s
+        .handle_token_response(t(271), None, &ok(&format!(r#"{{"access":"{dead}"}}"#)))
+        .unwrap_err();
+    assert_eq!(
+        err,
+        RefreshError::Unschedulable(LeaseError::NonPositiveLifetime)
+    );
+    assert_eq!(poll(&mut s, ms(271_500)), bearer(&access));
+    s.reset();
+    assert!(matches!(poll(&mut s, t(272)), Said::Refresh(_)));
+    let never = mint_nbf("access", 272, 300, Some(272 + 400));
+    let err = s
+        .handle_token_response(t(272), None, &ok(&format!(r#"{{"access":"{never}"}}"#)))
+        .unwrap_err();
+    assert_eq!(err, RefreshError::Unschedulable(LeaseError::NeverUsable));
+    assert_eq!(poll(&mut s, ms(272_500)), bearer(&access));
+    assert!(s.has_refresh_token());
+    let _ = refresh;
+}
