@@ -63,7 +63,7 @@
 //! - `defmt`: `defmt::Format` for the public types. Errors, claims and session state never
 //!   contain token text.
 
-#![no_std]
+#![cfg_attr(not(feature = "std"), no_std)]
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![cfg_attr(
@@ -79,18 +79,37 @@
     )
 )]
 
+// The logging macros first, so that every module can use them.
+mod fmt;
+
 pub mod claims;
+pub mod client;
+#[cfg(feature = "async")]
+pub mod client_async;
+pub mod clock;
 mod json;
 pub mod policy;
 pub mod protocol;
 pub mod session;
+pub mod store;
 pub mod time;
+pub mod transport;
 
 pub use claims::{ClaimName, Claims, DecodeError, TimeClaims};
+pub use client::{Client, ClientConfig, Error};
+#[cfg(feature = "async")]
+pub use client_async::AsyncClient;
+pub use clock::Clock;
+#[cfg(feature = "std")]
+pub use clock::SystemClock;
 pub use policy::{Lease, RefreshPolicy};
 pub use protocol::{FailureClass, Protocol, RefreshError, Request, TokenResponse};
 pub use session::{ApiVerdict, Output, Session, TokenId};
+pub use store::{NoStore, TokenStore};
 pub use time::{Duration, Instant, UnixTime};
+#[cfg(feature = "async")]
+pub use transport::AsyncTransport;
+pub use transport::{Response, Transport};
 
 /// The README's Rust examples, compiled and run as doctests.
 #[cfg(doctest)]

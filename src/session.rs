@@ -304,6 +304,11 @@ impl<'c, const A: usize, const R: usize> Session<'c, A, R> {
 
     /// Provisions an access token, and optionally a refresh token, fetched by a request sent
     /// at `fetched_at` (the anchor of its deadlines). Neither is handed back for persisting.
+    ///
+    /// A provisioned token may have been issued long ago: with a trusted wall clock
+    /// (`facts.wall_now`) its expiry is `exp` against that clock; without one it is scheduled
+    /// from `exp - iat` as if fresh, and the API's first 401 leads to a refresh (provisioned
+    /// tokens are not "fresh", so that 401 is not final).
     pub fn set_tokens(
         &mut self,
         now: Instant,
@@ -632,10 +637,15 @@ impl<'c, const A: usize, const R: usize> Session<'c, A, R> {
         }
         // An escaped token cannot be a JWT (base64url and dots need no escapes): treat it as
         // opaque and schedule it from `expires_in`.
-        let times = tokens
+        let mut times = tokens
             .access
             .unescaped()
             .and_then(|token| TimeClaims::decode(token).ok());
+        if let (false, Some(_), Some(t)) = (from_endpoint, wall, times.as_mut()) {
+            // A provisioned token may be old: `exp - iat` from now would overstate its life, so
+            // a trusted wall clock decides instead.
+            t.iat = None;
+        }
         let facts = TokenFacts {
             expires_in: tokens.expires_in,
             times,

@@ -816,3 +816,24 @@ fn an_unschedulable_token_keeps_the_old_ones() {
     assert!(s.has_refresh_token());
     let _ = refresh;
 }
+
+#[test]
+fn provisioned_tokens_trust_the_wall_clock_over_their_age() {
+    // Issued 200 s before the device got it: with a trusted wall clock only 100 s remain.
+    let mut s = S::new(Protocol::SimpleJwt(SimpleJwt::default()), no_jitter());
+    let access = mint("access", 0, 300);
+    let facts = TokenFacts {
+        wall_now: UnixTime::from_secs(EPOCH + 200),
+        ..TokenFacts::default()
+    };
+    s.set_tokens(t(1000), t(1000), &access, Some("r"), facts)
+        .unwrap();
+    assert_eq!(s.lease().unwrap().expires_at, t(1099));
+    // Without one, the first 401 is not final: the token was not fresh from the endpoint.
+    let mut s = S::new(Protocol::SimpleJwt(SimpleJwt::default()), no_jitter());
+    s.set_tokens(t(1000), t(1000), &access, Some("r"), TokenFacts::default())
+        .unwrap();
+    let id = send_id(&mut s, t(1001), &access);
+    assert_eq!(s.handle_api_status(t(1001), id, 401), ApiVerdict::Retry);
+    assert!(matches!(poll(&mut s, t(1001)), Said::Refresh(_)));
+}

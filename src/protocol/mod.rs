@@ -44,6 +44,12 @@ pub enum Method {
     Get,
     /// `POST`.
     Post,
+    /// `PUT`.
+    Put,
+    /// `PATCH`.
+    Patch,
+    /// `DELETE`.
+    Delete,
 }
 
 impl Method {
@@ -52,6 +58,9 @@ impl Method {
         match self {
             Method::Get => "GET",
             Method::Post => "POST",
+            Method::Put => "PUT",
+            Method::Patch => "PATCH",
+            Method::Delete => "DELETE",
         }
     }
 }
@@ -78,11 +87,37 @@ pub struct Request<'a> {
     /// The path (and query), starting with `/`.
     pub path: &'a str,
     /// The `Content-Type` of the body, if there is one.
-    pub content_type: Option<&'static str>,
+    pub content_type: Option<&'a str>,
     /// The `Authorization` header value, if any (OAuth 2.0 HTTP Basic client authentication).
     pub authorization: Option<&'a str>,
     /// The body.
     pub body: &'a [u8],
+}
+
+impl<'a> Request<'a> {
+    /// `GET path` on the API.
+    pub const fn get(path: &'a str) -> Self {
+        Request {
+            method: Method::Get,
+            endpoint: Endpoint::Api,
+            path,
+            content_type: None,
+            authorization: None,
+            body: &[],
+        }
+    }
+
+    /// `POST path` on the API with a body of type `content_type`.
+    pub const fn post(path: &'a str, content_type: &'a str, body: &'a [u8]) -> Self {
+        Request {
+            method: Method::Post,
+            endpoint: Endpoint::Api,
+            path,
+            content_type: Some(content_type),
+            authorization: None,
+            body,
+        }
+    }
 }
 
 impl fmt::Debug for Request<'_> {

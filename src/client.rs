@@ -1,0 +1,347 @@
+//! The blocking driver: [`Client::send`] is the usual "check, refresh if needed, add
+//! `Authorization: Bearer`, send" wrapper as one call, built on the sans-IO [`Session`], a
+//! [`Clock`], a [`Transport`], a [`DelayNs`] for backoffs and a [`TokenStore`].
+//!
+//! It borrows the caller's buffers and never allocates. [`AsyncClient`](crate::AsyncClient)
+//! (feature `async`) is the same loop with `.await`.
+
+use core::fmt;
+
+use embedded_hal::delay::DelayNs;
+
+use crate::clock::Clock;
+use crate::fmt::{log_debug, log_warn};
+use crate::protocol::{Endpoint, RefreshError, Request, TokenResponse};
+use crate::session::{ApiVerdict, LoginReason, Output, Session, SessionError};
+use crate::session::{DEFAULT_ACCESS_CAPACITY, DEFAULT_REFRESH_CAPACITY};
+use crate::store::TokenStore;
+use crate::time::{Duration, Instant};
+use crate::transport::{BearerError, Error as _, ErrorKind, Response, Transport};
+
+/// How long a driver may wait for a usable token.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct ClientConfig {
+    /// The longest a single `send` sleeps through backoffs (and `nbf` waits) before it gives up
+    /// with [`Error::RetryLater`] (default 60 s).
+    pub max_wait: Duration,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        ClientConfig {
+            max_wait: Duration::from_secs(60),
+        }
+    }
+}
+
+/// At most this many session steps per `send`: every loop is bounded, even with a clock that
+/// does not advance.
+pub(crate) const MAX_STEPS: u32 = 64;
+
+/// Why a driver's `send` failed.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error<T, S> {
+    /// The API request itself failed in the transport (the token was fine).
+    Transport(T),
+    /// No usable token within [`ClientConfig::max_wait`]: the token endpoint keeps failing
+    /// transiently. `last` is the last failure. Try again later; the tokens are kept.
+    RetryLater {
+        /// The last refresh or login failure.
+        last: Option<RefreshError>,
+    },
+    /// The session needs the application: provision tokens or credentials.
+    LoginRequired(LoginReason),
+    /// The API rejected a token fresh from the token endpoint (or the one retry after a
+    /// refresh): the request is not authorized.
+    Unauthorized(Response),
+    /// A failure that retrying will not mend (configuration, buffer sizes).
+    Fatal(SessionError),
+    /// The token store failed to load.
+    Store(S),
+}
+
+impl<T: fmt::Debug, S: fmt::Debug> fmt::Display for Error<T, S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Transport(e) => write!(f, "transport error: {e:?}"),
+            Error::RetryLater { last: Some(e) } => write!(f, "no usable token yet: {e}"),
+            Error::RetryLater { last: None } => f.write_str("no usable token yet"),
+            Error::LoginRequired(reason) => write!(f, "login required: {reason:?}"),
+            Error::Unauthorized(r) => write!(f, "unauthorized (status {})", r.status),
+            Error::Fatal(e) => write!(f, "{e}"),
+            Error::Store(e) => write!(f, "token store error: {e:?}"),
+        }
+    }
+}
+
+impl<T: fmt::Debug, S: fmt::Debug> core::error::Error for Error<T, S> {}
+
+impl<T, S> Error<T, S> {
+    /// Whether trying again later may succeed without the application's help.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Error::Transport(_) | Error::RetryLater { .. })
+    }
+}
+
+/// What the driver loop does with a transport's answer to a token request; shared by both
+/// drivers.
+pub(crate) fn token_answer<S: TokenStore, const A: usize, const R: usize>(
+    session: &mut Session<'_, A, R>,
+    store: &mut S,
+    now: Instant,
+    wall: Option<crate::time::UnixTime>,
+    answer: &TokenResponse<'_>,
+) -> Option<RefreshError> {
+    match session.handle_token_response(now, wall, answer) {
+        Ok(grant) => {
+            log_debug!("token endpoint: {:?} succeeded", grant);
+            None
+        }
+        Err(e) => {
+            log_warn!("token endpoint: {}", e);
+            if e == RefreshError::RefreshTokenRejected {
+                // The server says the stored token is dead: do not offer it after a restart.
+                let _ = store.clear();
+            }
+            Some(e)
+        }
+    }
+}
+
+/// The driver loop, written once for both drivers: `$($aw)*` is empty for the blocking one and
+/// `.await` for the async one.
+macro_rules! drive {
+    ($self:ident, $request:ident, $body:ident, $($aw:tt)*) => {{
+        let start = $self.clock.now();
+        let mut last: Option<RefreshError> = None;
+        let mut retried = false;
+        for _ in 0..$crate::client::MAX_STEPS {
+            let now = $self.clock.now();
+            match $self.session.poll(now, &mut *$self.scratch) {
+                Output::Send { authorization, token } => {
+                    let api = Request {
+                        endpoint: Endpoint::Api,
+                        authorization: Some(authorization),
+                        ..*$request
+                    };
+                    let response = $self
+                        .transport
+                        .send(&api, &mut *$body)
+                        $($aw)*
+                        .map_err(Error::Transport)?;
+                    if response.status == 401
+                        && response.bearer_error == Some(BearerError::InsufficientScope)
+                    {
+                        // A scope problem: a new token of the same scope will not help.
+                        return Err(Error::Unauthorized(response));
+                    }
+                    match $self.session.handle_api_status($self.clock.now(), token, response.status) {
+                        ApiVerdict::Done => return Ok(response),
+                        ApiVerdict::Retry if !retried => retried = true,
+                        ApiVerdict::Retry | ApiVerdict::Unauthorized => {
+                            return Err(Error::Unauthorized(response))
+                        }
+                    }
+                }
+                Output::Refresh(token_request) | Output::Login(token_request) => {
+                    match $self.transport.send(&token_request, &mut *$body) $($aw)* {
+                        Ok(response) => {
+                            let answer = TokenResponse {
+                                status: response.status,
+                                body: $body.get(..response.body_len).unwrap_or_default(),
+                                retry_after: response.retry_after,
+                            };
+                            let (now, wall) = ($self.clock.now(), $self.clock.unix_time());
+                            last = $crate::client::token_answer(
+                                &mut $self.session, &mut $self.store, now, wall, &answer,
+                            )
+                            .or(last);
+                        }
+                        Err(e) => {
+                            log_warn!("token endpoint: no answer");
+                            let _ = $self.session.handle_no_answer($self.clock.now());
+                            last = Some(RefreshError::NoAnswer);
+                            if e.kind() == ErrorKind::BufferTooSmall {
+                                // Deterministic: waiting will not make the answer fit.
+                                return Err(Error::Transport(e));
+                            }
+                        }
+                    }
+                }
+                Output::Persist(refresh_token) => {
+                    let saved = $self.store.save(refresh_token.expose());
+                    $self.session.handle_persisted(saved.is_ok());
+                    if let Err(e) = saved {
+                        log_warn!("token store: the new refresh token was not saved");
+                        $self.store_error = Some(e);
+                    }
+                }
+                Output::Timeout(at) => {
+                    if at.saturating_duration_since(start) > $self.config.max_wait {
+                        return Err(Error::RetryLater { last });
+                    }
+                    let wait = at.saturating_duration_since(now).as_millis();
+                    $self
+                        .delay
+                        .delay_ms(u32::try_from(wait.max(1)).unwrap_or(u32::MAX))
+                        $($aw)*;
+                }
+                Output::LoginRequired(reason) => return Err(Error::LoginRequired(reason)),
+                Output::Failed(e) => return Err(Error::Fatal(e)),
+            }
+        }
+        Err(Error::RetryLater { last })
+    }};
+}
+#[cfg(feature = "async")]
+pub(crate) use drive;
+
+/// Loads a stored refresh token into the session; shared by both drivers.
+pub(crate) fn restore<C: Clock, S: TokenStore, const A: usize, const R: usize>(
+    session: &mut Session<'_, A, R>,
+    clock: &C,
+    store: &mut S,
+    scratch: &mut [u8],
+) -> Result<bool, S::Error> {
+    let Some(token) = store.load(scratch)? else {
+        return Ok(false);
+    };
+    match session.set_refresh_token(clock.now(), token, clock.unix_time()) {
+        Ok(()) => Ok(true),
+        Err(e) => {
+            log_warn!("token store: the saved refresh token is unusable: {}", e);
+            // Expired or malformed: it will never work again.
+            store.clear()?;
+            Ok(false)
+        }
+    }
+}
+
+/// The blocking driver. See the [module docs](self).
+pub struct Client<
+    'c,
+    'b,
+    T,
+    C,
+    D,
+    S,
+    const A: usize = DEFAULT_ACCESS_CAPACITY,
+    const R: usize = DEFAULT_REFRESH_CAPACITY,
+> where
+    S: TokenStore,
+{
+    pub(crate) session: Session<'c, A, R>,
+    pub(crate) transport: T,
+    pub(crate) clock: C,
+    pub(crate) delay: D,
+    pub(crate) store: S,
+    pub(crate) scratch: &'b mut [u8],
+    pub(crate) config: ClientConfig,
+    pub(crate) store_error: Option<<S as TokenStore>::Error>,
+}
+
+impl<T, C, D, S: TokenStore, const A: usize, const R: usize> fmt::Debug
+    for Client<'_, '_, T, C, D, S, A, R>
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("session", &self.session)
+            .field("config", &self.config)
+            .field("store_failed", &self.store_error.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'c, 'b, T, C, D, S, const A: usize, const R: usize> Client<'c, 'b, T, C, D, S, A, R>
+where
+    T: Transport,
+    C: Clock,
+    D: DelayNs,
+    S: TokenStore,
+{
+    /// A client around `session`. `scratch` receives refresh and login request bodies (a few
+    /// hundred bytes for SimpleJWT; size it for your tokens); token endpoint answers are read
+    /// into the body buffer given to [`Client::send`], so size that one for them too.
+    pub fn new(
+        session: Session<'c, A, R>,
+        transport: T,
+        clock: C,
+        delay: D,
+        store: S,
+        scratch: &'b mut [u8],
+    ) -> Self {
+        Client {
+            session,
+            transport,
+            clock,
+            delay,
+            store,
+            scratch,
+            config: ClientConfig::default(),
+            store_error: None,
+        }
+    }
+
+    /// Replaces the configuration.
+    #[must_use]
+    pub fn with_config(mut self, config: ClientConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Loads the refresh token saved by an earlier run, if any (call once at start-up). Returns
+    /// whether one was loaded; an expired or malformed one is cleared from the store.
+    pub fn restore(&mut self) -> Result<bool, Error<T::Error, S::Error>> {
+        restore(
+            &mut self.session,
+            &self.clock,
+            &mut self.store,
+            self.scratch,
+        )
+        .map_err(Error::Store)
+    }
+
+    /// Sends `request` to the API with a valid access token, refreshing or logging in first
+    /// when the session says so, sleeping through backoffs, and retrying once after a 401.
+    /// The answer's body goes into `body` (which also receives token endpoint answers).
+    pub fn send(
+        &mut self,
+        request: &Request<'_>,
+        body: &mut [u8],
+    ) -> Result<Response, Error<T::Error, S::Error>> {
+        drive!(self, request, body,)
+    }
+
+    /// Forgets the tokens and clears the store.
+    pub fn logout(&mut self) -> Result<(), Error<T::Error, S::Error>> {
+        self.session.logout();
+        self.store.clear().map_err(Error::Store)
+    }
+
+    /// The session, for its state and counters.
+    pub fn session(&self) -> &Session<'c, A, R> {
+        &self.session
+    }
+
+    /// The session, to provision tokens or reset it.
+    pub fn session_mut(&mut self) -> &mut Session<'c, A, R> {
+        &mut self.session
+    }
+
+    /// The transport.
+    pub fn transport_mut(&mut self) -> &mut T {
+        &mut self.transport
+    }
+
+    /// The clock.
+    pub fn clock(&self) -> &C {
+        &self.clock
+    }
+
+    /// The last failure to save a refresh token, if any (the tokens stayed usable in RAM).
+    pub fn take_store_error(&mut self) -> Option<S::Error> {
+        self.store_error.take()
+    }
+}
