@@ -146,7 +146,10 @@ macro_rules! drive {
                     }
                 }
                 Output::Refresh(token_request) | Output::Login(token_request) => {
-                    match $self.transport.send(&token_request, &mut *$body) $($aw)* {
+                    let sent = $self.transport.send(&token_request, &mut *$body) $($aw)*;
+                    // The request carried the refresh token or the password.
+                    $crate::wipe::bytes(&mut *$self.scratch);
+                    match sent {
                         Ok(response) => {
                             let answer = TokenResponse {
                                 status: response.status,
@@ -158,6 +161,8 @@ macro_rules! drive {
                                 &mut $self.session, &mut $self.store, now, wall, &answer,
                             )
                             .or(last);
+                            // The answer carried the new tokens, which the session has copied.
+                            $crate::wipe::bytes($body.get_mut(..response.body_len).unwrap_or_default());
                         }
                         Err(e) => {
                             log_warn!("token endpoint: no answer");

@@ -24,8 +24,8 @@ pub(crate) const MAX_DEPTH: u32 = 128;
 /// A JSON string as it stands in the input, between its quotes, escapes not yet decoded.
 ///
 /// Only [`Reader::string`] makes one, after checking every escape, so decoding cannot fail on
-/// syntax; it can only run out of room.
-#[derive(Clone, Copy, Debug)]
+/// syntax; it can only run out of room. No `Debug`: it may hold a token.
+#[derive(Clone, Copy)]
 pub(crate) struct RawStr<'a> {
     raw: &'a str,
     escaped: bool,

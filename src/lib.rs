@@ -94,6 +94,7 @@ pub mod session;
 pub mod store;
 pub mod time;
 pub mod transport;
+mod wipe;
 
 pub use claims::{ClaimName, Claims, DecodeError, TimeClaims};
 pub use client::{Client, ClientConfig, Error};

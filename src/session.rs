@@ -20,6 +20,7 @@ use crate::protocol::{
     TokenKind, TokenResponse, Tokens,
 };
 use crate::time::{Duration, Instant, UnixTime};
+use crate::wipe;
 
 /// Default capacity of the access token buffer, `Bearer ` prefix included: 1536 bytes. SimpleJWT
 /// access tokens are about 230 to 300 bytes; OAuth providers' can exceed 1 KiB.
@@ -90,8 +91,9 @@ impl fmt::Display for SessionError {
 impl core::error::Error for SessionError {}
 
 /// What to do next, from [`Session::poll`].
+///
+/// `Debug` shows no secret: not the `Authorization` value, not the refresh token.
 #[must_use]
-#[derive(Debug)]
 pub enum Output<'a> {
     /// Send the API request with this `Authorization` header value (`Bearer <token>`), then
     /// report its status with [`Session::handle_api_status`] and this `token`.
@@ -116,6 +118,24 @@ pub enum Output<'a> {
     LoginRequired(LoginReason),
     /// No usable token and a failure that retrying will not mend.
     Failed(SessionError),
+}
+
+impl fmt::Debug for Output<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Output::Send { token, .. } => f
+                .debug_struct("Send")
+                .field("authorization", &"Bearer <redacted>")
+                .field("token", token)
+                .finish(),
+            Output::Refresh(r) => f.debug_tuple("Refresh").field(r).finish(),
+            Output::Login(r) => f.debug_tuple("Login").field(r).finish(),
+            Output::Persist(s) => f.debug_tuple("Persist").field(s).finish(),
+            Output::Timeout(at) => f.debug_tuple("Timeout").field(at).finish(),
+            Output::LoginRequired(r) => f.debug_tuple("LoginRequired").field(r).finish(),
+            Output::Failed(e) => f.debug_tuple("Failed").field(e).finish(),
+        }
+    }
 }
 
 /// What to do with an API request after its status, from [`Session::handle_api_status`].
@@ -218,6 +238,14 @@ impl<const A: usize, const R: usize> fmt::Debug for Session<'_, A, R> {
             .field("persist_pending", &self.persist_pending)
             .field("stats", &self.stats)
             .finish()
+    }
+}
+
+/// Dropping a session wipes both token buffers.
+impl<const A: usize, const R: usize> Drop for Session<'_, A, R> {
+    fn drop(&mut self) {
+        wipe::string(&mut self.access);
+        wipe::string(&mut self.refresh);
     }
 }
 
@@ -331,9 +359,9 @@ impl<'c, const A: usize, const R: usize> Session<'c, A, R> {
     /// Forgets both tokens. The session then answers [`Output::LoginRequired`] until tokens are
     /// provisioned or [`Session::reset`] allows the configured login again.
     pub fn logout(&mut self) {
-        self.access.clear();
+        wipe::string(&mut self.access);
         self.meta = None;
-        self.refresh.clear();
+        wipe::string(&mut self.refresh);
         self.refresh_expires_at = Instant::MAX;
         self.persist_pending = false;
         self.abandoned = None;
@@ -398,7 +426,7 @@ impl<'c, const A: usize, const R: usize> Session<'c, A, R> {
         }
         if self.has_refresh_token() && now >= self.refresh_expires_at {
             // A refresh token past its own `exp`: log in without sending it.
-            self.refresh.clear();
+            wipe::string(&mut self.refresh);
             self.refresh_expires_at = Instant::MAX;
         }
         let usable = self
@@ -594,7 +622,7 @@ impl<'c, const A: usize, const R: usize> Session<'c, A, R> {
             }
             (FailureClass::RetryLater, _) => self.transient_failure(now, None),
             (FailureClass::LoginAgain, RefreshError::RefreshTokenRejected) => {
-                self.refresh.clear();
+                wipe::string(&mut self.refresh);
                 self.refresh_expires_at = Instant::MAX;
                 self.failures = 0;
                 self.state = if self.protocol.can_login() {
@@ -660,7 +688,7 @@ impl<'c, const A: usize, const R: usize> Session<'c, A, R> {
             None => None,
         };
         // Everything checked: commit.
-        self.access.clear();
+        wipe::string(&mut self.access);
         let committed = self.access.push_str(BEARER).is_ok()
             && tokens
                 .access
@@ -668,7 +696,7 @@ impl<'c, const A: usize, const R: usize> Session<'c, A, R> {
                 .is_ok();
         if !committed {
             // Unreachable after `check_token`, but never keep half a token.
-            self.access.clear();
+            wipe::string(&mut self.access);
             self.meta = None;
             return Err(RefreshError::BadAnswer(AnswerError::TokenTooLong {
                 token: TokenKind::Access,
@@ -691,9 +719,10 @@ impl<'c, const A: usize, const R: usize> Session<'c, A, R> {
     }
 
     fn store_refresh(&mut self, refresh: RawStr<'_>, expires_at: Instant) {
+        wipe::string(&mut self.refresh);
         if refresh.decode_into(&mut self.refresh).is_err() {
             // Unreachable after `check_token`; an empty token means "none", never half a one.
-            self.refresh.clear();
+            wipe::string(&mut self.refresh);
         }
         self.refresh_expires_at = expires_at;
     }

@@ -327,12 +327,20 @@ impl fmt::Display for RefreshError {
 
 impl core::error::Error for RefreshError {}
 
-/// A successful answer, borrowed from the body. Tokens are still JSON-escaped.
-#[derive(Clone, Copy, Debug)]
+/// A successful answer, borrowed from the body. Tokens are still JSON-escaped. No `Debug`: it
+/// holds tokens.
+#[derive(Clone, Copy)]
 pub(crate) struct Tokens<'b> {
     pub(crate) access: RawStr<'b>,
     pub(crate) refresh: Option<RawStr<'b>>,
     pub(crate) expires_in: Option<u64>,
+}
+
+#[cfg(test)]
+impl fmt::Debug for Tokens<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Tokens { .. }")
+    }
 }
 
 /// Classification shared by both dialects for statuses that say nothing protocol-specific.

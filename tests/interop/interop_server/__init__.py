@@ -1,0 +1,1 @@
+"""A minimal Django + DRF + SimpleJWT server for jwt-refresh's interop test."""
