@@ -16,7 +16,7 @@ use crate::session::{ApiVerdict, LoginReason, Output, Session, SessionError};
 use crate::session::{DEFAULT_ACCESS_CAPACITY, DEFAULT_REFRESH_CAPACITY};
 use crate::store::TokenStore;
 use crate::time::{Duration, Instant};
-use crate::transport::{BearerError, Error as _, ErrorKind, Response, Transport};
+use crate::transport::{BearerError, Error as _, ErrorKind, ErrorType, Response, Transport};
 
 /// How long a driver may wait for a usable token.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -261,9 +261,8 @@ impl<T, C, D, S: TokenStore, const A: usize, const R: usize> fmt::Debug
 
 impl<'c, 'b, T, C, D, S, const A: usize, const R: usize> Client<'c, 'b, T, C, D, S, A, R>
 where
-    T: Transport,
+    T: ErrorType,
     C: Clock,
-    D: DelayNs,
     S: TokenStore,
 {
     /// A client around `session`. `scratch` receives refresh and login request bodies (a few
@@ -308,17 +307,6 @@ where
         .map_err(Error::Store)
     }
 
-    /// Sends `request` to the API with a valid access token, refreshing or logging in first
-    /// when the session says so, sleeping through backoffs, and retrying once after a 401.
-    /// The answer's body goes into `body` (which also receives token endpoint answers).
-    pub fn send(
-        &mut self,
-        request: &Request<'_>,
-        body: &mut [u8],
-    ) -> Result<Response, Error<T::Error, S::Error>> {
-        drive!(self, request, body,)
-    }
-
     /// Forgets the tokens and clears the store.
     pub fn logout(&mut self) -> Result<(), Error<T::Error, S::Error>> {
         self.session.logout();
@@ -348,5 +336,24 @@ where
     /// The last failure to save a refresh token, if any (the tokens stayed usable in RAM).
     pub fn take_store_error(&mut self) -> Option<S::Error> {
         self.store_error.take()
+    }
+}
+
+impl<T, C, D, S, const A: usize, const R: usize> Client<'_, '_, T, C, D, S, A, R>
+where
+    T: Transport,
+    C: Clock,
+    D: DelayNs,
+    S: TokenStore,
+{
+    /// Sends `request` to the API with a valid access token, refreshing or logging in first
+    /// when the session says so, sleeping through backoffs, and retrying once after a 401.
+    /// The answer's body goes into `body` (which also receives token endpoint answers).
+    pub fn send(
+        &mut self,
+        request: &Request<'_>,
+        body: &mut [u8],
+    ) -> Result<Response, Error<T::Error, S::Error>> {
+        drive!(self, request, body,)
     }
 }
