@@ -221,6 +221,9 @@ pub struct Session<
     /// A refresh or login that timed out: its answer is still taken if it comes late (with
     /// rotation, dropping it would lose the only valid refresh token).
     abandoned: Option<(Grant, Instant)>,
+    /// How far the clock went back beyond the in-flight (or abandoned) request's send instant,
+    /// which cannot go below zero: taken off the answer's deadlines.
+    anchor_deficit: Duration,
     /// The next lease gets the wide jitter window.
     first_lease: bool,
     /// The latest `now` seen, to notice a clock that goes backwards.
@@ -265,6 +268,7 @@ impl<'c, const A: usize, const R: usize> Session<'c, A, R> {
             next_id: 0,
             persist_pending: false,
             abandoned: None,
+            anchor_deficit: Duration::ZERO,
             first_lease: true,
             last_now: Instant::ZERO,
             stats: Stats::default(),
@@ -370,8 +374,8 @@ impl<'c, const A: usize, const R: usize> Session<'c, A, R> {
         self.state = State::LoginRequired(LoginReason::LoggedOut);
     }
 
-    /// Leaves a login-required or failed state (after the application fixed the cause), so
-    /// that the next poll tries again. Tokens are kept.
+    /// Leaves a login-required or failed state (after the application fixed the cause), or a
+    /// backoff, so that the next poll tries again at once. Tokens are kept.
     pub fn reset(&mut self) {
         self.reset_state();
     }
@@ -499,6 +503,7 @@ impl<'c, const A: usize, const R: usize> Session<'c, A, R> {
         }
         self.state = State::InFlight { grant, since: now };
         self.abandoned = None;
+        self.anchor_deficit = Duration::ZERO;
         Decision::Request(grant)
     }
 
@@ -537,6 +542,8 @@ impl<'c, const A: usize, const R: usize> Session<'c, A, R> {
             .and_then(|tokens| self.accept(since, wall, &tokens, true));
         match result {
             Ok(()) => {
+                let deficit = core::mem::replace(&mut self.anchor_deficit, Duration::ZERO);
+                self.shift_deadlines(deficit);
                 self.state = State::Idle;
                 self.failures = 0;
                 match grant {
@@ -764,35 +771,48 @@ impl<'c, const A: usize, const R: usize> Session<'c, A, R> {
     }
 
     /// Notes `now`. When the clock went backwards, every deadline moves back by the same
-    /// amount, so that no token lives longer than it had left at the latest reading.
+    /// amount, so that no token lives longer than it had left at the latest reading. The send
+    /// instant of the request in flight (or abandoned) cannot go below zero: what it could not
+    /// move is kept in `anchor_deficit` and taken off the answer's deadlines.
     fn observe(&mut self, now: Instant) {
         if now < self.last_now {
             let back = self.last_now.saturating_duration_since(now);
-            let shift = |t: Instant| {
-                if t == Instant::MAX {
-                    t
-                } else {
-                    t.saturating_sub(back)
+            self.shift_deadlines(back);
+            let anchor = match &mut self.state {
+                State::InFlight { since, .. } => Some(since),
+                State::Backoff { until } => {
+                    *until = shift(*until, back);
+                    None
                 }
-            };
-            if let Some(m) = self.meta.as_mut() {
-                m.lease.fetched_at = shift(m.lease.fetched_at);
-                m.lease.usable_at = shift(m.lease.usable_at);
-                m.lease.refresh_at = shift(m.lease.refresh_at);
-                m.lease.expires_at = shift(m.lease.expires_at);
+                _ => None,
             }
-            self.refresh_expires_at = shift(self.refresh_expires_at);
-            self.state = match self.state {
-                State::InFlight { grant, since } => State::InFlight {
-                    grant,
-                    since: shift(since),
-                },
-                State::Backoff { until } => State::Backoff {
-                    until: shift(until),
-                },
-                other => other,
-            };
+            .or(self.abandoned.as_mut().map(|(_, since)| since));
+            if let Some(since) = anchor {
+                let unmoved = back.saturating_sub(since.saturating_duration_since(Instant::ZERO));
+                self.anchor_deficit = self.anchor_deficit.saturating_add(unmoved);
+                *since = shift(*since, back);
+            }
         }
         self.last_now = now;
+    }
+
+    /// Moves the current token's deadlines (and the refresh token's) `back`.
+    fn shift_deadlines(&mut self, back: Duration) {
+        if let Some(m) = self.meta.as_mut() {
+            m.lease.fetched_at = shift(m.lease.fetched_at, back);
+            m.lease.usable_at = shift(m.lease.usable_at, back);
+            m.lease.refresh_at = shift(m.lease.refresh_at, back);
+            m.lease.expires_at = shift(m.lease.expires_at, back);
+        }
+        self.refresh_expires_at = shift(self.refresh_expires_at, back);
+    }
+}
+
+/// `t - back`, saturating at zero; [`Instant::MAX`] ("never") stays.
+fn shift(t: Instant, back: Duration) -> Instant {
+    if t == Instant::MAX {
+        t
+    } else {
+        t.saturating_sub(back)
     }
 }

@@ -1,0 +1,471 @@
+//! The per-request decision path allocates nothing: a counting global allocator wraps the
+//! system one and counts, on the measuring thread only, every allocation made while a closure
+//! runs. Tokens, answer bodies and sessions are built before the measured regions; inside them
+//! only the session's API is called.
+//!
+//! A sanity test checks that a `Box::new` in a measured region is counted, so that these tests
+//! can fail.
+
+// The crate denies `unsafe_code` (Cargo.toml `[lints.rust]`); a global allocator cannot be
+// written without `unsafe impl GlobalAlloc`, so this test file, and only it, allows it.
+#![allow(unsafe_code)]
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::hint::black_box;
+
+use jsonwebtoken::{encode, EncodingKey, Header};
+use jwt_refresh::policy::{RefreshPolicy, TokenFacts};
+use jwt_refresh::protocol::{
+    ClientAuth, Credentials, Grant, OAuth2, OAuth2Login, Protocol, SimpleJwt, TokenResponse,
+};
+use jwt_refresh::session::{ApiVerdict, Output, Session};
+use jwt_refresh::{Duration, Instant};
+use serde::Serialize;
+
+// ---------------------------------------------------------------------------------------------
+// The counting allocator
+// ---------------------------------------------------------------------------------------------
+
+thread_local! {
+    /// Whether this thread is in a measured region.
+    static MEASURING: Cell<bool> = const { Cell::new(false) };
+    /// Allocations (and reallocations) made by this thread in measured regions.
+    static ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
+}
+
+struct Counting;
+
+fn note_allocation() {
+    // `try_with`: the thread-locals may already be gone while a thread shuts down. Both have
+    // `const` initializers and no destructor, so touching them never allocates.
+    let _ = MEASURING.try_with(|measuring| {
+        if measuring.get() {
+            let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
+        }
+    });
+}
+
+// SAFETY: every method forwards to `System` with the caller's arguments unchanged; counting
+// touches only `const`-initialized thread-locals and never allocates.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        note_allocation();
+        // SAFETY: forwarded as is; the caller upholds `GlobalAlloc::alloc`'s contract.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        note_allocation();
+        // SAFETY: as above.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        note_allocation();
+        // SAFETY: as above; `ptr` was allocated by `System` through this wrapper.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: as above.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// Runs `f` and returns its result with the number of allocations it made on this thread.
+fn allocations<R>(f: impl FnOnce() -> R) -> (R, usize) {
+    ALLOCATIONS.with(|n| n.set(0));
+    MEASURING.with(|m| m.set(true));
+    let result = f();
+    MEASURING.with(|m| m.set(false));
+    (result, ALLOCATIONS.with(Cell::get))
+}
+
+/// Runs `f` and asserts that it allocated nothing.
+fn assert_no_allocation<R>(what: &str, f: impl FnOnce() -> R) -> R {
+    let (result, n) = allocations(f);
+    assert_eq!(n, 0, "{what}: {n} allocation(s)");
+    result
+}
+
+#[test]
+fn the_counter_counts() {
+    let (boxed, n) = allocations(|| black_box(Box::new(black_box(42u64))));
+    assert_eq!(*boxed, 42);
+    assert!(n >= 1, "a Box::new in the measured region was not counted");
+    let (v, n) = allocations(|| {
+        let mut v: Vec<u8> = Vec::with_capacity(1);
+        v.extend_from_slice(black_box(&[1, 2, 3, 4, 5, 6, 7, 8, 9]));
+        v
+    });
+    assert_eq!(v.len(), 9);
+    assert!(n >= 2, "an allocation and a reallocation make {n}");
+    // Outside a measured region nothing is counted.
+    ALLOCATIONS.with(|c| c.set(0));
+    drop(black_box(Box::new(1u8)));
+    assert_eq!(ALLOCATIONS.with(Cell::get), 0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Fixtures, all built outside the measured regions
+// ---------------------------------------------------------------------------------------------
+
+/// The server's wall clock at the session's monotonic zero.
+const EPOCH: u64 = 1_700_000_000;
+
+#[derive(Serialize)]
+struct Claims {
+    token_type: &'static str,
+    exp: u64,
+    iat: u64,
+    jti: String,
+}
+
+/// A token issued at session second `at` that lives `lifetime` seconds.
+fn mint(kind: &'static str, at: u64, lifetime: u64, n: usize) -> String {
+    let claims = Claims {
+        token_type: kind,
+        exp: EPOCH + at + lifetime,
+        iat: EPOCH + at,
+        jti: format!("{n:032x}"),
+    };
+    encode(
+        &Header::default(),
+        &claims,
+        &EncodingKey::from_secret(b"test-secret"),
+    )
+    .expect("minting a token")
+}
+
+fn no_jitter() -> RefreshPolicy {
+    RefreshPolicy {
+        jitter_permille: 0,
+        first_jitter_permille: 0,
+        ..RefreshPolicy::default()
+    }
+}
+
+fn ok(body: &str) -> TokenResponse<'_> {
+    TokenResponse {
+        status: 200,
+        body: body.as_bytes(),
+        retry_after: None,
+    }
+}
+
+const CREDS: Credentials<'static> = Credentials {
+    username: "device",
+    password: "hunter2",
+};
+
+fn simplejwt() -> Protocol<'static> {
+    Protocol::SimpleJwt(SimpleJwt {
+        credentials: Some(CREDS),
+        ..SimpleJwt::default()
+    })
+}
+
+fn oauth2(login: OAuth2Login) -> Protocol<'static> {
+    Protocol::OAuth2(OAuth2 {
+        client_id: Some("device-7"),
+        client_secret: Some("s3cret"),
+        client_auth: ClientAuth::Basic,
+        scope: Some("telemetry read"),
+        login,
+        ..OAuth2::default()
+    })
+}
+
+/// How many refresh cycles a measured region runs.
+const CYCLES: usize = 20;
+/// Token lifetime in the cycles, seconds.
+const LIFETIME: u64 = 300;
+
+/// What a measured poll said, without borrowing the session.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Kind {
+    Send,
+    Refresh,
+    Login,
+    Persist,
+    Timeout,
+    Other,
+}
+
+/// Polls and classifies, checking the request or header on the way (without allocating).
+fn poll_kind(s: &mut Session<'static>, now: Instant, buf: &mut [u8]) -> Kind {
+    match s.poll(now, buf) {
+        Output::Send { authorization, .. } => {
+            assert!(authorization.starts_with("Bearer ey"));
+            Kind::Send
+        }
+        Output::Refresh(r) => {
+            assert!(!r.body.is_empty());
+            Kind::Refresh
+        }
+        Output::Login(r) => {
+            assert!(!r.body.is_empty());
+            Kind::Login
+        }
+        Output::Persist(secret) => {
+            assert!(!secret.expose().is_empty());
+            Kind::Persist
+        }
+        Output::Timeout(_) => Kind::Timeout,
+        _ => Kind::Other,
+    }
+}
+
+/// Polls for a `Send` and reports `status` for it.
+fn send(s: &mut Session<'static>, now: Instant, buf: &mut [u8], status: u16) -> ApiVerdict {
+    let token = match s.poll(now, buf) {
+        Output::Send {
+            authorization,
+            token,
+        } => {
+            assert!(authorization.starts_with("Bearer "));
+            token
+        }
+        _ => panic!("expected Send"),
+    };
+    s.handle_api_status(now, token, status)
+}
+
+/// A session holding a fresh access token (issued at 0 s, living [`LIFETIME`]) and a refresh
+/// token.
+fn provisioned(protocol: Protocol<'static>) -> Session<'static> {
+    let mut s = Session::new(protocol, no_jitter());
+    let access = mint("access", 0, LIFETIME, 0);
+    let refresh = mint("refresh", 0, 86_400, 0);
+    s.set_tokens(
+        Instant::ZERO,
+        Instant::ZERO,
+        &access,
+        Some(&refresh),
+        TokenFacts::default(),
+    )
+    .expect("provisioning");
+    s
+}
+
+// ---------------------------------------------------------------------------------------------
+// The Send path
+// ---------------------------------------------------------------------------------------------
+
+fn send_path(protocol: Protocol<'static>) {
+    let mut s = provisioned(protocol);
+    let mut buf = [0u8; 2048];
+    let refresh_at = s.lease().expect("a lease").refresh_at;
+    assert_no_allocation("poll -> Send and handle_api_status, 10 000 times", || {
+        for i in 0..10_000u64 {
+            // Spread over the token's usable life, before its refresh is due.
+            let now = Instant::from_millis(i * (refresh_at.as_millis() - 1) / 10_000);
+            let status = [200, 204, 403, 500, 404][i as usize % 5];
+            assert_eq!(send(&mut s, now, &mut buf, status), ApiVerdict::Done);
+        }
+        // A 401 on an accepted token asks for a retry, and the session refreshes.
+        let now = Instant::from_millis(refresh_at.as_millis() - 1);
+        let token = match s.poll(now, &mut buf) {
+            Output::Send { token, .. } => token,
+            _ => panic!("expected Send"),
+        };
+        assert_eq!(s.handle_api_status(now, token, 401), ApiVerdict::Retry);
+        assert_eq!(poll_kind(&mut s, now, &mut buf), Kind::Refresh);
+        // The refresh is in flight: more polls wait (the token was rejected) without a
+        // second request, and the session's queries allocate nothing either.
+        for ms in 0..100 {
+            let later = now.saturating_add(Duration::from_millis(ms));
+            assert_eq!(poll_kind(&mut s, later, &mut buf), Kind::Timeout);
+        }
+        assert!(s.is_refreshing() && s.has_refresh_token());
+        black_box((s.lease(), s.poll_timeout(), s.stats(), s.policy()));
+    });
+}
+
+#[test]
+fn simplejwt_send_path_allocates_nothing() {
+    send_path(simplejwt());
+}
+
+#[test]
+fn oauth2_send_path_allocates_nothing() {
+    send_path(oauth2(OAuth2Login::None));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Whole refresh cycles
+// ---------------------------------------------------------------------------------------------
+
+/// The answers of [`CYCLES`] refreshes, the `i`-th issued at `(i + 1) * 1000` s: a rotated
+/// refresh token every other time.
+fn refresh_answers(oauth: bool) -> Vec<String> {
+    (0..CYCLES)
+        .map(|i| {
+            let at = (i as u64 + 1) * 1000;
+            let access = mint("access", at, LIFETIME, i + 1);
+            let refresh = (i % 2 == 0).then(|| mint("refresh", at, 86_400, i + 1));
+            match (oauth, refresh) {
+                (false, Some(r)) => format!(r#"{{"access":"{access}","refresh":"{r}"}}"#),
+                (false, None) => format!(r#"{{"access":"{access}"}}"#),
+                (true, Some(r)) => format!(
+                    r#"{{"access_token":"{access}","token_type":"Bearer","expires_in":{LIFETIME},"refresh_token":"{r}","scope":"telemetry read"}}"#
+                ),
+                (true, None) => format!(
+                    r#"{{"access_token":"{access}","token_type":"Bearer","expires_in":{LIFETIME}}}"#
+                ),
+            }
+        })
+        .collect()
+}
+
+/// Hostile and failing answers fed before each successful one.
+fn bad_answers() -> Vec<(u16, String)> {
+    vec![
+        (503, "<html>busy</html>".into()),
+        (200, r#"{"access":"x.y.z""#.into()),
+        (200, format!(r#"{{"x":{}}}"#, "[".repeat(2000))),
+        (200, format!(r#"{{"access":"{}"}}"#, "a".repeat(4000))),
+        (
+            200,
+            r#"{"access_token":"a\r\nX: 1","token_type":"Bearer"}"#.into(),
+        ),
+    ]
+}
+
+/// [`CYCLES`] times: at `i * 1000 + 999` s (the token has expired) poll -> Refresh, a failing
+/// answer, the backoff, poll -> Refresh again, the good answer, Persist (when rotated),
+/// handle_persisted, Send and its status; then a clock that goes back and a late answer.
+fn refresh_cycles(protocol: Protocol<'static>, oauth: bool) {
+    let mut s = provisioned(protocol);
+    let mut buf = [0u8; 2048];
+    let answers = refresh_answers(oauth);
+    let bad = bad_answers();
+    let (stats, kinds) = assert_no_allocation("whole refresh cycles", || {
+        let mut kinds = [0usize; 6];
+        for (i, body) in answers.iter().enumerate() {
+            let at = Instant::from_secs((i as u64 + 1) * 1000);
+            assert_eq!(poll_kind(&mut s, at, &mut buf), Kind::Refresh);
+            kinds[Kind::Refresh as usize] += 1;
+            // A failing answer: the tokens are kept, a backoff follows.
+            let (status, bad_body) = &bad[i % bad.len()];
+            let failing = TokenResponse {
+                status: *status,
+                body: bad_body.as_bytes(),
+                retry_after: Some(Duration::from_secs(2)),
+            };
+            assert!(s.handle_token_response(at, None, &failing).is_err());
+            assert!(s.has_refresh_token());
+            assert_eq!(poll_kind(&mut s, at, &mut buf), Kind::Timeout);
+            // After the backoff: refresh again, and this time it works.
+            let at = at.saturating_add(Duration::from_secs(5));
+            assert_eq!(poll_kind(&mut s, at, &mut buf), Kind::Refresh);
+            assert_eq!(
+                s.handle_token_response(at, None, &ok(body)),
+                Ok(Grant::Refresh)
+            );
+            let kind = poll_kind(&mut s, at, &mut buf);
+            kinds[kind as usize] += 1;
+            if kind == Kind::Persist {
+                s.handle_persisted(true);
+            }
+            assert_eq!(send(&mut s, at, &mut buf, 200), ApiVerdict::Done);
+            // The clock goes back a little; a duplicated answer is refused.
+            let back = at.saturating_sub(Duration::from_secs(3));
+            assert_eq!(send(&mut s, back, &mut buf, 204), ApiVerdict::Done);
+            assert!(s.handle_token_response(back, None, &ok(body)).is_err());
+            assert!(s.handle_no_answer(back).is_err());
+        }
+        (s.stats(), kinds)
+    });
+    assert_eq!(stats.refreshes as usize, CYCLES);
+    assert_eq!(kinds[Kind::Refresh as usize], CYCLES);
+    assert_eq!(kinds[Kind::Persist as usize], CYCLES / 2);
+}
+
+#[test]
+fn simplejwt_refresh_cycle_allocates_nothing() {
+    refresh_cycles(simplejwt(), false);
+}
+
+#[test]
+fn oauth2_refresh_cycle_allocates_nothing() {
+    refresh_cycles(oauth2(OAuth2Login::None), true);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Logins
+// ---------------------------------------------------------------------------------------------
+
+/// From nothing: poll -> Login, the answer, Persist (SimpleJWT), Send; then the refresh token
+/// is rejected and the session logs in again at once.
+fn login_cycle(protocol: Protocol<'static>, oauth: bool) {
+    let mut s = Session::new(protocol, no_jitter());
+    let mut buf = [0u8; 2048];
+    let access = mint("access", 0, LIFETIME, 100);
+    let refresh = mint("refresh", 0, 86_400, 100);
+    let (login_body, rejection) = if oauth {
+        (
+            format!(
+                r#"{{"access_token":"{access}","token_type":"Bearer","expires_in":{LIFETIME},"refresh_token":"{refresh}"}}"#
+            ),
+            (400, r#"{"error":"invalid_grant"}"#),
+        )
+    } else {
+        (
+            format!(r#"{{"refresh":"{refresh}","access":"{access}"}}"#),
+            (
+                401,
+                r#"{"detail":"Token is blacklisted","code":"token_not_valid"}"#,
+            ),
+        )
+    };
+    assert_no_allocation("login cycles", || {
+        for round in 0..CYCLES as u64 {
+            let at = Instant::from_secs(round * 1000);
+            let expected = if round == 0 {
+                Kind::Login
+            } else {
+                Kind::Refresh
+            };
+            assert_eq!(poll_kind(&mut s, at, &mut buf), expected);
+            if round > 0 {
+                // The refresh token is rejected: log in again, straight away.
+                let rejected = TokenResponse {
+                    status: rejection.0,
+                    body: rejection.1.as_bytes(),
+                    retry_after: None,
+                };
+                assert!(s.handle_token_response(at, None, &rejected).is_err());
+                assert!(!s.has_refresh_token());
+                assert_eq!(poll_kind(&mut s, at, &mut buf), Kind::Login);
+            }
+            assert_eq!(
+                s.handle_token_response(at, None, &ok(&login_body)),
+                Ok(Grant::Login)
+            );
+            assert_eq!(poll_kind(&mut s, at, &mut buf), Kind::Persist);
+            s.handle_persisted(round % 2 == 0);
+            assert_eq!(send(&mut s, at, &mut buf, 200), ApiVerdict::Done);
+        }
+        s.logout();
+        s.reset();
+        assert_eq!(
+            poll_kind(&mut s, Instant::from_secs(CYCLES as u64 * 1000), &mut buf),
+            Kind::Login
+        );
+    });
+}
+
+#[test]
+fn simplejwt_login_cycle_allocates_nothing() {
+    login_cycle(simplejwt(), false);
+}
+
+#[test]
+fn oauth2_client_credentials_cycle_allocates_nothing() {
+    login_cycle(oauth2(OAuth2Login::ClientCredentials), true);
+}
