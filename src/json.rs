@@ -68,29 +68,46 @@ impl<'a> RawStr<'a> {
         mut f: impl FnMut(char) -> Result<(), E>,
         invalid: E,
     ) -> Result<(), E> {
-        if !self.escaped {
-            return self.raw.chars().try_for_each(f);
+        // One copy of the unescaping loop for every caller: `f` goes through a `dyn`.
+        let mut error = None;
+        let complete = self.each_char(&mut |c| match f(c) {
+            Ok(()) => true,
+            Err(e) => {
+                error = Some(e);
+                false
+            }
+        });
+        match (complete, error) {
+            (true, _) => Ok(()),
+            (false, Some(e)) => Err(e),
+            (false, None) => Err(invalid),
         }
+    }
+
+    /// Feeds every decoded character to `f` until it returns false; false when stopped or on
+    /// an invalid escape.
+    #[inline(never)]
+    fn each_char(self, f: &mut dyn FnMut(char) -> bool) -> bool {
         let mut rest = self.raw;
-        while !rest.is_empty() {
-            match rest.find('\\') {
-                None => return rest.chars().try_for_each(f),
-                Some(at) => {
-                    let Some((plain, escape)) = rest.split_at_checked(at) else {
-                        return Err(invalid);
-                    };
-                    plain.chars().try_for_each(&mut f)?;
-                    match decode_escape(escape.as_bytes()) {
-                        Some((ch, used)) => {
-                            f(ch)?;
-                            rest = escape.get(used..).unwrap_or_default();
-                        }
-                        None => return Err(invalid),
-                    }
-                }
+        loop {
+            let (plain, escape) = match rest.find('\\') {
+                Some(at) if self.escaped => match rest.split_at_checked(at) {
+                    Some(parts) => parts,
+                    None => return false,
+                },
+                _ => (rest, ""),
+            };
+            if !plain.chars().all(&mut *f) {
+                return false;
+            }
+            if escape.is_empty() {
+                return true;
+            }
+            match decode_escape(escape.as_bytes()) {
+                Some((ch, used)) if f(ch) => rest = escape.get(used..).unwrap_or_default(),
+                _ => return false,
             }
         }
-        Ok(())
     }
 }
 
@@ -101,14 +118,36 @@ pub(crate) fn members<'a, E: From<JsonError>>(
     text: &'a str,
     mut member: impl FnMut(RawStr<'a>, &mut Reader<'a>) -> Result<(), E>,
 ) -> Result<(), E> {
+    // One copy of the object reader for every caller: `member` goes through a `dyn`.
+    let mut error = None;
+    let read = members_dyn(text, &mut |key, reader| match member(key, reader) {
+        Ok(()) => true,
+        Err(e) => {
+            error = Some(e);
+            false
+        }
+    });
+    match (read, error) {
+        (_, Some(e)) => Err(e),
+        (Err(e), None) => Err(e.into()),
+        (Ok(()), None) => Ok(()),
+    }
+}
+
+#[inline(never)]
+fn members_dyn<'a>(
+    text: &'a str,
+    member: &mut dyn FnMut(RawStr<'a>, &mut Reader<'a>) -> bool,
+) -> Result<(), JsonError> {
     let mut reader = Reader::new(text);
     reader.begin_object()?;
     let mut first = true;
     while let Some(key) = reader.next_key(&mut first)? {
-        member(key, &mut reader)?;
+        if !member(key, &mut reader) {
+            return Ok(());
+        }
     }
-    reader.end()?;
-    Ok(())
+    reader.end()
 }
 
 /// Decodes one escape sequence at the start of `bytes` (which begins with a backslash).
@@ -348,7 +387,9 @@ impl<'a> Reader<'a> {
     /// Iterative: the open arrays and objects are kept as bits of one integer (1 = object), so
     /// hostile nesting costs no stack; deeper than [`MAX_DEPTH`] is [`JsonError::TooDeep`].
     pub(crate) fn skip_value(&mut self) -> Result<(), JsonError> {
-        let mut stack: u128 = 0;
+        // Bit `d` of `kinds` says whether the container at depth `d` is an object: a bit array
+        // rather than a u128 shift register, which costs many instructions on 32-bit targets.
+        let mut kinds = [0u8; (MAX_DEPTH as usize).div_ceil(8)];
         let mut depth: u32 = 0;
         loop {
             // Read one value; containers open a level and may close at once when empty.
@@ -359,12 +400,14 @@ impl<'a> Reader<'a> {
                     }
                     self.bump();
                     let is_object = open == b'{';
-                    stack = (stack << 1) | u128::from(is_object);
+                    let (byte, bit) = ((depth / 8) as usize, depth % 8);
+                    if let Some(b) = kinds.get_mut(byte) {
+                        *b = (*b & !(1 << bit)) | (u8::from(is_object) << bit);
+                    }
                     depth = depth.saturating_add(1);
                     let close = if is_object { b'}' } else { b']' };
                     if self.peek_value() == Some(close) {
                         self.bump();
-                        stack >>= 1;
                         depth = depth.saturating_sub(1);
                     } else if is_object {
                         self.string()?;
@@ -390,7 +433,10 @@ impl<'a> Reader<'a> {
                 if depth == 0 {
                     return Ok(());
                 }
-                let in_object = stack & 1 == 1;
+                let top = depth - 1;
+                let in_object = kinds
+                    .get((top / 8) as usize)
+                    .is_some_and(|b| (b >> (top % 8)) & 1 == 1);
                 match self.peek_value() {
                     Some(b',') => {
                         self.bump();
@@ -405,7 +451,6 @@ impl<'a> Reader<'a> {
                     _ => return Err(self.error()),
                 }
                 self.bump();
-                stack >>= 1;
                 depth = depth.saturating_sub(1);
             }
         }

@@ -178,7 +178,7 @@ impl RefreshPolicy {
     /// The margin before expiry for a token living `lifetime`.
     pub fn margin(&self, lifetime: Duration) -> Duration {
         lifetime
-            .mul_div(u64::from(self.margin_permille), 1000)
+            .mul_div(u32::from(self.margin_permille), 1000)
             .max(self.min_margin)
             .min(self.max_margin)
             .min(lifetime.mul_div(1, 2))
@@ -218,11 +218,7 @@ impl RefreshPolicy {
         let lifetime = match (whole_secs, source) {
             (Some(0), _) => return Err(LeaseError::NonPositiveLifetime),
             // Whole seconds, floored by the server: take one second off (keeping at least half).
-            (Some(secs), _) => {
-                let raw = Duration::from_secs(secs);
-                raw.saturating_sub(Duration::from_secs(1))
-                    .max(raw.mul_div(1, 2))
-            }
+            (Some(secs), _) => floored_lifetime(secs),
             (None, LifetimeSource::Assumed) => self.assumed_lifetime.unwrap_or(Duration::MAX),
             (None, _) => Duration::MAX,
         };
@@ -255,7 +251,7 @@ impl RefreshPolicy {
             self.jitter_permille
         };
         let window = lifetime
-            .mul_div(u64::from(permille), 1000)
+            .mul_div(u32::from(permille), 1000)
             .min(self.max_jitter)
             .min(lifetime.mul_div(1, 2).saturating_sub(margin));
         let jitter = uniform(draw, window);
@@ -278,14 +274,15 @@ impl RefreshPolicy {
     /// `min(backoff_max, backoff_base * 2^(failures-1))`, and at least the server's
     /// `Retry-After` (capped at `max_retry_after`).
     pub fn backoff(&self, failures: u32, retry_after: Option<Duration>, draw: u64) -> Duration {
-        let doublings = failures.saturating_sub(1).min(63);
-        let ceiling = Duration::from_millis(
-            self.backoff_base
-                .as_millis()
-                .saturating_mul(1u64 << doublings),
-        )
-        .min(self.backoff_max)
-        .max(self.backoff_base);
+        // Doubling by addition: no 64-bit multiply or shift on 32-bit targets.
+        let mut ceiling = self.backoff_base;
+        for _ in 1..failures.min(64) {
+            if ceiling >= self.backoff_max {
+                break;
+            }
+            ceiling = ceiling.saturating_add(ceiling);
+        }
+        let ceiling = ceiling.min(self.backoff_max).max(self.backoff_base);
         let span = ceiling.saturating_sub(self.backoff_base);
         let delay = self.backoff_base.saturating_add(uniform(draw, span));
         match retry_after {
@@ -293,6 +290,14 @@ impl RefreshPolicy {
             None => delay,
         }
     }
+}
+
+/// A lifetime given in whole seconds, which the server floored: one second off, keeping at
+/// least half (a token issued at 100.9 s saying `iat` 100 and `exp` 103 lives 2.1 s, not 3).
+pub(crate) fn floored_lifetime(secs: u64) -> Duration {
+    let raw = Duration::from_secs(secs);
+    raw.saturating_sub(Duration::from_secs(1))
+        .max(raw.mul_div(1, 2))
 }
 
 /// A duration uniformly drawn from `[0, max]` (millisecond resolution).

@@ -14,7 +14,7 @@ use heapless::String;
 
 use crate::claims::TimeClaims;
 use crate::json::RawStr;
-use crate::policy::{Jitter, Lease, LeaseError, RefreshPolicy, TokenFacts};
+use crate::policy::{floored_lifetime, Jitter, Lease, LeaseError, RefreshPolicy, TokenFacts};
 use crate::protocol::{
     check_token, AnswerError, BufferTooSmall, FailureClass, Grant, Protocol, RefreshError, Request,
     TokenKind, TokenResponse, Tokens,
@@ -744,30 +744,21 @@ impl<'c, const A: usize, const R: usize> Session<'c, A, R> {
         wall: Option<UnixTime>,
         fresh: bool,
     ) -> Result<Instant, RefreshError> {
-        let Ok(times) = TimeClaims::decode(token) else {
+        let Some((exp, iat)) = TimeClaims::decode(token)
+            .ok()
+            .and_then(|t| Some((t.exp?, t.iat)))
+        else {
             return Ok(Instant::MAX);
         };
-        if times.exp.is_none() {
-            return Ok(Instant::MAX);
-        }
-        let facts = TokenFacts {
-            expires_in: None,
-            times: Some(TimeClaims {
-                iat: if fresh { times.iat } else { None },
-                nbf: None,
-                exp: times.exp,
-            }),
-            wall_now: wall,
+        let secs = match (iat.filter(|_| fresh), wall) {
+            (Some(iat), _) => exp.checked_secs_since(iat).unwrap_or(0),
+            (None, Some(wall)) => match exp.checked_secs_since(wall) {
+                Some(secs) if secs > 0 => secs,
+                _ => return Err(RefreshError::Unschedulable(LeaseError::Expired)),
+            },
+            (None, None) => return Ok(Instant::MAX),
         };
-        let policy = RefreshPolicy {
-            assumed_lifetime: None,
-            ..self.policy
-        };
-        match policy.lease(fetched_at, &facts, false, 0) {
-            Ok(lease) => Ok(lease.expires_at),
-            Err(e @ LeaseError::Expired) => Err(RefreshError::Unschedulable(e)),
-            Err(_) => Ok(fetched_at),
-        }
+        Ok(fetched_at.saturating_add(floored_lifetime(secs)))
     }
 
     /// Notes `now`. When the clock went backwards, every deadline moves back by the same
@@ -799,10 +790,15 @@ impl<'c, const A: usize, const R: usize> Session<'c, A, R> {
     /// Moves the current token's deadlines (and the refresh token's) `back`.
     fn shift_deadlines(&mut self, back: Duration) {
         if let Some(m) = self.meta.as_mut() {
-            m.lease.fetched_at = shift(m.lease.fetched_at, back);
-            m.lease.usable_at = shift(m.lease.usable_at, back);
-            m.lease.refresh_at = shift(m.lease.refresh_at, back);
-            m.lease.expires_at = shift(m.lease.expires_at, back);
+            let lease = &mut m.lease;
+            for t in [
+                &mut lease.fetched_at,
+                &mut lease.usable_at,
+                &mut lease.refresh_at,
+                &mut lease.expires_at,
+            ] {
+                *t = shift(*t, back);
+            }
         }
         self.refresh_expires_at = shift(self.refresh_expires_at, back);
     }

@@ -137,18 +137,17 @@ impl Duration {
         Duration(self.0.saturating_sub(other.0))
     }
 
-    /// `self * n / d` in 128-bit arithmetic, so neither step overflows; `d = 0` gives zero.
+    /// `self * n / d`, rounded down and saturating; `d = 0` gives zero. Exact without 128-bit
+    /// arithmetic (costly on 32-bit targets): `self * n / d == q * n + r * n / d` with
+    /// `q, r = self / d, self % d`, and `r * n < 2^64` because `n` and `d` are 32-bit.
     #[must_use]
-    pub const fn mul_div(self, n: u64, d: u64) -> Duration {
+    pub const fn mul_div(self, n: u32, d: u32) -> Duration {
         if d == 0 {
             return Duration::ZERO;
         }
-        let wide = (self.0 as u128) * (n as u128) / (d as u128);
-        Duration(if wide > u64::MAX as u128 {
-            u64::MAX
-        } else {
-            wide as u64
-        })
+        let (n, d) = (n as u64, d as u64);
+        let (q, r) = (self.0 / d, self.0 % d);
+        Duration(q.saturating_mul(n).saturating_add(r * n / d))
     }
 
     /// The smaller of two spans.
@@ -230,6 +229,17 @@ mod tests {
         );
         assert_eq!(Duration::MAX.mul_div(3, 2), Duration::MAX);
         assert_eq!(Duration::from_secs(1).mul_div(1, 0), Duration::ZERO);
+        // Exact where the product overflows u64: (2^64 - 1) * 3 / 4.
+        assert_eq!(
+            Duration::MAX.mul_div(3, 4).as_millis(),
+            (u128::from(u64::MAX) * 3 / 4) as u64
+        );
+        assert_eq!(
+            Duration::from_millis(999_999_999_999)
+                .mul_div(u32::MAX, u32::MAX - 1)
+                .as_millis(),
+            (999_999_999_999u128 * u128::from(u32::MAX) / u128::from(u32::MAX - 1)) as u64
+        );
         assert_eq!(Duration::from_millis(1500).as_secs(), 1);
     }
 }

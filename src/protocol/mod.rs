@@ -359,6 +359,22 @@ pub(crate) fn json_text(body: &[u8]) -> Result<&str, AnswerError> {
     core::str::from_utf8(body).map_err(|_| AnswerError::Json)
 }
 
+/// The member `key` of a JSON object body, when it is a plain string (an error answer's code):
+/// one copy for both dialects.
+pub(crate) fn string_member<'b>(body: &'b [u8], key: &str) -> Option<&'b str> {
+    let mut value = None;
+    crate::json::members::<AnswerError>(json_text(body).ok()?, |name, reader| {
+        if name.unescaped() == Some(key) && reader.peek_value() == Some(b'"') {
+            value = reader.string()?.unescaped();
+        } else {
+            reader.skip_value()?;
+        }
+        Ok(())
+    })
+    .ok()?;
+    value
+}
+
 /// Whether `c` may appear in an access token, which goes into an `Authorization` header:
 /// visible ASCII, no space (RFC 6750 `b64token` and then some).
 pub(crate) fn is_access_char(c: char) -> bool {

@@ -103,17 +103,21 @@ pub enum OAuthErrorCode {
 
 impl OAuthErrorCode {
     fn from_str(code: &str) -> OAuthErrorCode {
-        match code {
-            "invalid_request" => OAuthErrorCode::InvalidRequest,
-            "invalid_client" => OAuthErrorCode::InvalidClient,
-            "invalid_grant" => OAuthErrorCode::InvalidGrant,
-            "unauthorized_client" => OAuthErrorCode::UnauthorizedClient,
-            "unsupported_grant_type" => OAuthErrorCode::UnsupportedGrantType,
-            "invalid_scope" => OAuthErrorCode::InvalidScope,
-            "server_error" => OAuthErrorCode::ServerError,
-            "temporarily_unavailable" => OAuthErrorCode::TemporarilyUnavailable,
-            _ => OAuthErrorCode::Other,
-        }
+        const KNOWN: [OAuthErrorCode; 8] = [
+            OAuthErrorCode::InvalidRequest,
+            OAuthErrorCode::InvalidClient,
+            OAuthErrorCode::InvalidGrant,
+            OAuthErrorCode::UnauthorizedClient,
+            OAuthErrorCode::UnsupportedGrantType,
+            OAuthErrorCode::InvalidScope,
+            OAuthErrorCode::ServerError,
+            OAuthErrorCode::TemporarilyUnavailable,
+        ];
+        KNOWN
+            .iter()
+            .copied()
+            .find(|known| known.as_str() == code)
+            .unwrap_or(OAuthErrorCode::Other)
     }
 
     /// The code as it appears on the wire (`"other"` for unknown ones).
@@ -139,10 +143,11 @@ impl<'c> OAuth2<'c> {
         refresh_token: &str,
         buf: &'a mut [u8],
     ) -> Result<Request<'a>, BufferTooSmall> {
-        self.request(buf, |w| {
-            w.str("grant_type=refresh_token&refresh_token=");
-            w.form(refresh_token);
-        })
+        self.request(
+            buf,
+            "grant_type=refresh_token&refresh_token=",
+            Some(refresh_token),
+        )
     }
 
     /// `grant_type=client_credentials[&scope=..]` plus client authentication, or `None` when
@@ -154,7 +159,7 @@ impl<'c> OAuth2<'c> {
         match self.login {
             OAuth2Login::None => None,
             OAuth2Login::ClientCredentials => {
-                Some(self.request(buf, |w| w.str("grant_type=client_credentials")))
+                Some(self.request(buf, "grant_type=client_credentials", None))
             }
         }
     }
@@ -163,7 +168,8 @@ impl<'c> OAuth2<'c> {
     fn request<'a>(
         &'a self,
         buf: &'a mut [u8],
-        grant: impl FnOnce(&mut Writer<'_>),
+        grant: &str,
+        token: Option<&str>,
     ) -> Result<Request<'a>, BufferTooSmall> {
         let basic = match (self.client_auth, self.client_id) {
             (ClientAuth::Basic, Some(id)) => Some((id, self.client_secret.unwrap_or(""))),
@@ -174,9 +180,9 @@ impl<'c> OAuth2<'c> {
                 let mut w = Writer::new(&mut *buf);
                 w.str("Basic ");
                 let mut b64 = Base64::new(&mut w);
-                form_encode(id, |b| b64.push(b));
+                form_encode(id, &mut |b| b64.push(b));
                 b64.push(b':');
-                form_encode(secret, |b| b64.push(b));
+                form_encode(secret, &mut |b| b64.push(b));
                 b64.finish();
                 w.len()
             }
@@ -185,7 +191,10 @@ impl<'c> OAuth2<'c> {
         let body_len = {
             let rest = buf.get_mut(header_len..).unwrap_or_default();
             let mut w = Writer::new(rest);
-            grant(&mut w);
+            w.str(grant);
+            if let Some(token) = token {
+                w.form(token);
+            }
             if let Some(scope) = self.scope {
                 w.str("&scope=");
                 w.form(scope);
@@ -316,17 +325,7 @@ fn tokens(body: &[u8]) -> Result<Tokens<'_>, AnswerError> {
 
 /// The `error` member of an error answer.
 fn error_code(body: &[u8]) -> Option<OAuthErrorCode> {
-    let mut code = None;
-    json::members::<AnswerError>(json_text(body).ok()?, |key, reader| {
-        if key.unescaped() == Some("error") && reader.peek_value() == Some(b'"') {
-            code = reader.string()?.unescaped().map(OAuthErrorCode::from_str);
-        } else {
-            reader.skip_value()?;
-        }
-        Ok(())
-    })
-    .ok()?;
-    code
+    super::string_member(body, "error").map(OAuthErrorCode::from_str)
 }
 
 #[cfg(test)]

@@ -144,17 +144,7 @@ fn tokens(body: &[u8]) -> Result<Tokens<'_>, AnswerError> {
 
 /// The `code` member of an error body, when it is a plain string.
 fn error_code(body: &[u8]) -> Option<&str> {
-    let mut code = None;
-    json::members::<AnswerError>(json_text(body).ok()?, |key, reader| {
-        if key.unescaped() == Some("code") && reader.peek_value() == Some(b'"') {
-            code = reader.string()?.unescaped();
-        } else {
-            reader.skip_value()?;
-        }
-        Ok(())
-    })
-    .ok()?;
-    code
+    super::string_member(body, "code")
 }
 
 #[cfg(test)]

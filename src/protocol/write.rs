@@ -53,7 +53,7 @@ impl<'a> Writer<'a> {
 
     /// `s` form-encoded (`application/x-www-form-urlencoded`, as RFC 6749 appendix B asks).
     pub(crate) fn form(&mut self, s: &str) {
-        form_encode(s, |b| self.byte(b));
+        form_encode(s, &mut |b| self.byte(b));
     }
 
     /// The bytes written, or how many were needed.
@@ -77,7 +77,7 @@ fn hex(n: u8) -> u8 {
 }
 
 /// Form-encodes `s`, one output byte at a time.
-pub(crate) fn form_encode(s: &str, mut out: impl FnMut(u8)) {
+pub(crate) fn form_encode(s: &str, out: &mut dyn FnMut(u8)) {
     for &b in s.as_bytes() {
         match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'*' | b'-' | b'.' | b'_' => out(b),
