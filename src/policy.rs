@@ -12,9 +12,12 @@
 //!
 //! A fleet whose devices log in together (mass provisioning, the end of an outage) would refresh
 //! together at every lifetime. So the refresh instant is moved earlier by a random jitter: up to
-//! 40 % of the lifetime on the first lease after a login, a provisioning or a failed refresh
-//! (which scatters a synchronised fleet), and up to 10 % on routine refreshes (which keeps it
-//! scattered at little cost). Jitter never moves the refresh before half the lifetime.
+//! 80 % of the lifetime on the first lease after a login, a provisioning or a failed refresh
+//! (which scatters a synchronised fleet in one step: its first refreshes spread over most of a
+//! lifetime, never before a tenth of it), and up to 10 % on routine refreshes (which keeps it
+//! scattered at little cost, never before half the lifetime). `examples/fleet` measures the
+//! effect on 100,000 devices: the token endpoint's peak after a mass provisioning stays within
+//! 2x its steady-state mean.
 //!
 //! Lifetimes derived from whole-second values (`expires_in`, `exp - iat`) lose one second:
 //! servers floor `iat`, so a token can die up to a second earlier than `exp - iat` suggests.
@@ -38,7 +41,8 @@ pub struct RefreshPolicy {
     /// Jitter window of routine refreshes, in per mille of the lifetime (default 100: 10 %).
     pub jitter_permille: u16,
     /// Jitter window of the first lease after a login, a provisioning or a failed refresh, in per
-    /// mille of the lifetime (default 400: 40 %).
+    /// mille of the lifetime (default 800: 80 %; such a refresh never comes before a tenth of
+    /// the lifetime).
     pub first_jitter_permille: u16,
     /// Largest jitter window (default 30 minutes).
     pub max_jitter: Duration,
@@ -68,7 +72,7 @@ impl Default for RefreshPolicy {
             min_margin: Duration::from_secs(1),
             max_margin: Duration::from_secs(300),
             jitter_permille: 100,
-            first_jitter_permille: 400,
+            first_jitter_permille: 800,
             max_jitter: Duration::from_secs(1800),
             backoff_base: Duration::from_secs(1),
             backoff_max: Duration::from_secs(300),
@@ -250,10 +254,18 @@ impl RefreshPolicy {
         } else {
             self.jitter_permille
         };
+        // Jitter never moves a routine refresh before half the lifetime; the first lease's
+        // (after a login, a provisioning or a failure) may go down to a tenth of it, so that its
+        // window spans about one refresh interval and scatters a synchronised fleet at once.
+        let earliest = if first {
+            lifetime.mul_div(1, 10)
+        } else {
+            lifetime.mul_div(1, 2)
+        };
         let window = lifetime
             .mul_div(u32::from(permille), 1000)
             .min(self.max_jitter)
-            .min(lifetime.mul_div(1, 2).saturating_sub(margin));
+            .min(lifetime.saturating_sub(earliest).saturating_sub(margin));
         let jitter = uniform(draw, window);
         let refresh_at = expires_at
             .saturating_sub(margin)
@@ -525,7 +537,8 @@ mod tests {
             expires_in: Some(301),
             ..TokenFacts::default()
         };
-        // Lifetime 300 s, margin 30 s; routine window 30 s, first window 120 s (half minus margin).
+        // Lifetime 300 s, margin 30 s. Routine window 30 s (10 %, never before half the lifetime);
+        // first window 240 s (80 %, never before a tenth of the lifetime).
         let mut g = Jitter::new(1);
         let (mut lo, mut hi) = (Instant::MAX, Instant::ZERO);
         for _ in 0..2000 {
@@ -547,7 +560,7 @@ mod tests {
             lo = lo.min(r);
             hi = hi.max(r);
         }
-        assert!(lo >= at(150) && lo < at(153), "{lo}");
+        assert!(lo >= at(30) && lo < at(33), "{lo}");
         assert!(hi <= at(270) && hi > at(267), "{hi}");
     }
 
