@@ -328,22 +328,16 @@ impl<const S: usize, const A: usize> Claims<S, A> {
     /// ```
     pub fn decode_in(token: &str, scratch: &mut [u8]) -> Result<Self, DecodeError> {
         let mut claims = Claims::default();
-        let times = walk_claims(
-            decode_payload(token, scratch)?,
-            &mut |claim, reader| match claim {
-                ClaimName::Iss => {
-                    string_claim_into(reader, claim, claims.iss.insert(String::new()))
-                }
-                ClaimName::Sub => {
-                    string_claim_into(reader, claim, claims.sub.insert(String::new()))
-                }
-                ClaimName::Jti => {
-                    string_claim_into(reader, claim, claims.jti.insert(String::new()))
-                }
-                ClaimName::Aud => audience_into(reader, &mut claims.aud),
-                _ => Ok(reader.skip_value()?),
-            },
-        )?;
+        let times = walk_claims(decode_payload(token, scratch)?, &mut |claim, reader| {
+            let slot = match claim {
+                ClaimName::Iss => &mut claims.iss,
+                ClaimName::Sub => &mut claims.sub,
+                ClaimName::Jti => &mut claims.jti,
+                ClaimName::Aud => return audience_into(reader, &mut claims.aud),
+                _ => return Ok(reader.skip_value()?),
+            };
+            string_claim_into(reader, claim, slot.insert(String::new()))
+        })?;
         claims.exp = times.exp;
         claims.nbf = times.nbf;
         claims.iat = times.iat;

@@ -257,11 +257,7 @@ impl RefreshPolicy {
         // Jitter never moves a routine refresh before half the lifetime; the first lease's
         // (after a login, a provisioning or a failure) may go down to a tenth of it, so that its
         // window spans about one refresh interval and scatters a synchronised fleet at once.
-        let earliest = if first {
-            lifetime.mul_div(1, 10)
-        } else {
-            lifetime.mul_div(1, 2)
-        };
+        let earliest = lifetime.mul_div(1, if first { 10 } else { 2 });
         let window = lifetime
             .mul_div(u32::from(permille), 1000)
             .min(self.max_jitter)

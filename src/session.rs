@@ -187,7 +187,11 @@ struct AccessMeta {
 /// The decision of [`Session::poll`], before it borrows anything.
 enum Decision {
     Send,
-    Request(Grant),
+    /// Start a refresh or login; `usable`: the current token may still be sent.
+    Request {
+        grant: Grant,
+        usable: bool,
+    },
     Persist,
     Timeout(Instant),
     LoginRequired(LoginReason),
@@ -390,34 +394,61 @@ impl<'c, const A: usize, const R: usize> Session<'c, A, R> {
     /// What to do before the next API request, at `now`. `buf` receives the body (and the
     /// HTTP Basic header) of a refresh or login request.
     pub fn poll<'a>(&'a mut self, now: Instant, buf: &'a mut [u8]) -> Output<'a> {
-        match self.decide(now, buf.len()) {
-            Decision::Send => Output::Send {
-                authorization: self.access.as_str(),
-                token: self.meta.map_or(TokenId(0), |m| m.id),
-            },
-            Decision::Request(grant) => {
+        let decision = self.decide(now);
+        // Split borrows: a request borrows the protocol and the refresh token while the state
+        // is updated beside it.
+        let Session {
+            protocol,
+            access,
+            meta,
+            refresh,
+            state,
+            abandoned,
+            anchor_deficit,
+            ..
+        } = self;
+        let send = Output::Send {
+            authorization: access.as_str(),
+            token: meta.map_or(TokenId(0), |m| m.id),
+        };
+        match decision {
+            Decision::Send => send,
+            Decision::Request { grant, usable } => {
                 let built = match grant {
-                    Grant::Refresh => self.protocol.refresh_request(self.refresh.as_str(), buf),
-                    Grant::Login => self
-                        .protocol
+                    Grant::Refresh => protocol.refresh_request(refresh.as_str(), buf),
+                    Grant::Login => protocol
                         .login_request(buf)
                         .unwrap_or(Err(BufferTooSmall { needed: 0 })),
                 };
-                match (built, grant) {
-                    (Ok(request), Grant::Refresh) => Output::Refresh(request),
-                    (Ok(request), Grant::Login) => Output::Login(request),
-                    // `decide` checked the size, so this does not happen.
-                    (Err(e), _) => Output::Failed(SessionError::BufferTooSmall(e)),
+                match built {
+                    Ok(request) => {
+                        *state = State::InFlight { grant, since: now };
+                        *abandoned = None;
+                        *anchor_deficit = Duration::ZERO;
+                        match grant {
+                            Grant::Refresh => Output::Refresh(request),
+                            Grant::Login => Output::Login(request),
+                        }
+                    }
+                    Err(e) => {
+                        let e = SessionError::BufferTooSmall(e);
+                        *state = State::Failed(e);
+                        if usable {
+                            send
+                        } else {
+                            Output::Failed(e)
+                        }
+                    }
                 }
             }
-            Decision::Persist => Output::Persist(Secret(self.refresh.as_str())),
+            Decision::Persist => Output::Persist(Secret(refresh.as_str())),
             Decision::Timeout(at) => Output::Timeout(at),
             Decision::LoginRequired(reason) => Output::LoginRequired(reason),
             Decision::Failed(e) => Output::Failed(e),
         }
     }
 
-    fn decide(&mut self, now: Instant, buf_len: usize) -> Decision {
+    fn decide(&mut self, now: Instant) -> Decision {
         self.observe(now);
         if let State::InFlight { grant, since } = self.state {
             if now >= since.saturating_add(self.policy.request_timeout) {
@@ -488,38 +519,7 @@ impl<'c, const A: usize, const R: usize> Session<'c, A, R> {
             self.state = State::LoginRequired(LoginReason::NoCredentials);
             return Decision::LoginRequired(LoginReason::NoCredentials);
         };
-        let needed = match self.request_len(grant) {
-            Ok(_) => 0,
-            Err(e) => e.needed,
-        };
-        if needed > buf_len {
-            let e = SessionError::BufferTooSmall(BufferTooSmall { needed });
-            self.state = State::Failed(e);
-            return if usable {
-                Decision::Send
-            } else {
-                Decision::Failed(e)
-            };
-        }
-        self.state = State::InFlight { grant, since: now };
-        self.abandoned = None;
-        self.anchor_deficit = Duration::ZERO;
-        Decision::Request(grant)
-    }
-
-    /// The size of the request for `grant`, as `Err(needed)` (it is written into no buffer).
-    fn request_len(&self, grant: Grant) -> Result<(), BufferTooSmall> {
-        let mut none = [0u8; 0];
-        match grant {
-            Grant::Refresh => self
-                .protocol
-                .refresh_request(self.refresh.as_str(), &mut none)
-                .map(drop),
-            Grant::Login => match self.protocol.login_request(&mut none) {
-                Some(built) => built.map(drop),
-                None => Ok(()),
-            },
-        }
+        Decision::Request { grant, usable }
     }
 
     /// Reports the token endpoint's answer to the refresh or login in flight. On success the

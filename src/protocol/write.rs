@@ -16,6 +16,8 @@ impl<'a> Writer<'a> {
         Writer { buf, len: 0 }
     }
 
+    // One copy for every encoder that calls it: smaller code on microcontrollers.
+    #[inline(never)]
     pub(crate) fn byte(&mut self, b: u8) {
         if let Some(slot) = self.buf.get_mut(self.len) {
             *slot = b;
