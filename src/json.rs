@@ -53,6 +53,27 @@ impl<'a> RawStr<'a> {
         }
     }
 
+    /// Whether the decoded string is `name`: member names may be escaped (`"refr\u0065sh"` is
+    /// `"refresh"`). Compares as it decodes, without a buffer.
+    pub(crate) fn is(self, name: &str) -> bool {
+        if let Some(plain) = self.unescaped() {
+            return plain == name;
+        }
+        let mut rest = name;
+        self.try_for_each_char(
+            |c| match rest.strip_prefix(c) {
+                Some(tail) => {
+                    rest = tail;
+                    Ok(())
+                }
+                None => Err(()),
+            },
+            (),
+        )
+        .is_ok()
+            && rest.is_empty()
+    }
+
     /// Decodes the string (escapes included) into `out`, which is cleared first.
     pub(crate) fn decode_into<const N: usize>(self, out: &mut String<N>) -> Result<(), Overflow> {
         out.clear();

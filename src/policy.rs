@@ -20,7 +20,8 @@
 //! 2x its steady-state mean.
 //!
 //! Lifetimes derived from whole-second values (`expires_in`, `exp - iat`) lose one second:
-//! servers floor `iat`, so a token can die up to a second earlier than `exp - iat` suggests.
+//! servers floor `iat`, so a token can die up to a second earlier than `exp - iat` suggests. A
+//! lifetime of one second therefore cannot be scheduled at all (a typed error, not a loop).
 
 use core::fmt;
 
@@ -116,7 +117,8 @@ pub enum LeaseWarning {
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[non_exhaustive]
 pub enum LeaseError {
-    /// `expires_in` is zero, or `exp` is not after `iat`.
+    /// `expires_in` or `exp - iat` is at most one second: with whole-second claims that the
+    /// server floors, what is left may be nothing.
     NonPositiveLifetime,
     /// `exp` is already past by the trusted wall clock.
     Expired,
@@ -220,8 +222,9 @@ impl RefreshPolicy {
             _ => (LifetimeSource::Unknown, None),
         };
         let lifetime = match (whole_secs, source) {
-            (Some(0), _) => return Err(LeaseError::NonPositiveLifetime),
-            // Whole seconds, floored by the server: take one second off (keeping at least half).
+            // Whole seconds, floored by the server: one second off. What is left of a 1-second
+            // token may be nothing (issued at x.9 s, it dies at x+1 s): it cannot be scheduled.
+            (Some(secs), _) if secs <= 1 => return Err(LeaseError::NonPositiveLifetime),
             (Some(secs), _) => floored_lifetime(secs),
             (None, LifetimeSource::Assumed) => self.assumed_lifetime.unwrap_or(Duration::MAX),
             (None, _) => Duration::MAX,
@@ -300,12 +303,11 @@ impl RefreshPolicy {
     }
 }
 
-/// A lifetime given in whole seconds, which the server floored: one second off, keeping at
-/// least half (a token issued at 100.9 s saying `iat` 100 and `exp` 103 lives 2.1 s, not 3).
+/// A lifetime given in whole seconds, which the server floored: one second off (a token issued
+/// at 100.9 s saying `iat` 100 and `exp` 103 lives 2.1 s, not 3; one with `exp - iat` = 1 may
+/// live 0.1 s, so it gets nothing).
 pub(crate) fn floored_lifetime(secs: u64) -> Duration {
-    let raw = Duration::from_secs(secs);
-    raw.saturating_sub(Duration::from_secs(1))
-        .max(raw.mul_div(1, 2))
+    Duration::from_secs(secs.saturating_sub(1))
 }
 
 /// A duration uniformly drawn from `[0, max]` (millisecond resolution).
@@ -478,6 +480,15 @@ mod tests {
             },
             TokenFacts {
                 times: times(Some(99), Some(100), None),
+                ..TokenFacts::default()
+            },
+            // One second, floored: possibly already dead on arrival.
+            TokenFacts {
+                expires_in: Some(1),
+                ..TokenFacts::default()
+            },
+            TokenFacts {
+                times: times(Some(101), Some(100), None),
                 ..TokenFacts::default()
             },
         ] {

@@ -186,12 +186,12 @@ fn refresh_text(spec: RefreshSpec) -> Option<String> {
 }
 
 /// The life of a refresh token by the policy's documented rule: whole-second lifetimes lose
-/// one second, keeping at least half (`policy.rs`). `None` when it has no known life.
+/// one second (`policy.rs`). `None` when it has no known life.
 fn refresh_life_ms(spec: RefreshSpec) -> Option<u64> {
     match spec {
         RefreshSpec::Jwt { lifetime } => {
             let ms = u64::from(lifetime) * 1000;
-            Some(ms.saturating_sub(1000).max(ms / 2))
+            Some(ms.saturating_sub(1000))
         }
         _ => None,
     }
@@ -553,7 +553,8 @@ fn policy_spec() -> impl Strategy<Value = PolicySpec> {
 }
 
 fn provision(config: Config) -> BoxedStrategy<Provision> {
-    let tokens = (lifetime(), refresh_spec())
+    // Provisioned tokens that can be scheduled: a 1-second token is refused (see `answers`).
+    let tokens = (lifetime().prop_map(|l| l.max(2)), refresh_spec())
         .prop_map(|(lifetime, refresh)| Provision::Tokens { lifetime, refresh });
     let refresh = provisioned_refresh().prop_map(Provision::Refresh);
     if config.can_login() {
@@ -666,6 +667,10 @@ fn build(oauth: bool, answer: &Answer) -> Built {
                 (None, _) => (None, 0),
             };
             let refresh = refresh_txt.map(|text| (text, refresh_life_ms(*refresh)));
+            // Whole-second lifetimes lose a second: a 1-second token cannot be scheduled.
+            if life_ms == Some(1000) {
+                return ok(body, Expect::Transient);
+            }
             ok(
                 body,
                 Expect::Accepted {

@@ -359,12 +359,12 @@ pub(crate) fn json_text(body: &[u8]) -> Result<&str, AnswerError> {
     core::str::from_utf8(body).map_err(|_| AnswerError::Json)
 }
 
-/// The member `key` of a JSON object body, when it is a plain string (an error answer's code):
-/// one copy for both dialects.
+/// The member `key` of a JSON object body (escaped names included), when its value is a plain
+/// string (an error answer's code): one copy for both dialects.
 pub(crate) fn string_member<'b>(body: &'b [u8], key: &str) -> Option<&'b str> {
     let mut value = None;
     crate::json::members::<AnswerError>(json_text(body).ok()?, |name, reader| {
-        if name.unescaped() == Some(key) && reader.peek_value() == Some(b'"') {
+        if name.is(key) && reader.peek_value() == Some(b'"') {
             value = reader.string()?.unescaped();
         } else {
             reader.skip_value()?;

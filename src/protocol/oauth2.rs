@@ -268,51 +268,49 @@ fn tokens(body: &[u8]) -> Result<Tokens<'_>, AnswerError> {
     let mut expires_in: Option<u64> = None;
     let mut seen_type = false;
     json::members(json_text(body)?, |key, reader| {
-        match key.unescaped() {
-            Some(name @ ("access_token" | "refresh_token")) => {
-                let (slot, token) = if name == "access_token" {
-                    (&mut access, TokenKind::Access)
-                } else {
-                    (&mut refresh, TokenKind::Refresh)
-                };
-                if slot.is_some() {
-                    return Err(AnswerError::DuplicateField);
-                }
-                if reader.peek_value() != Some(b'"') {
-                    return Err(AnswerError::InvalidToken { token });
-                }
-                *slot = Some(reader.string()?);
+        let access_key = key.is("access_token");
+        if access_key || key.is("refresh_token") {
+            let (slot, token) = if access_key {
+                (&mut access, TokenKind::Access)
+            } else {
+                (&mut refresh, TokenKind::Refresh)
+            };
+            if slot.is_some() {
+                return Err(AnswerError::DuplicateField);
             }
-            Some("token_type") => {
-                if core::mem::replace(&mut seen_type, true) {
-                    return Err(AnswerError::DuplicateField);
-                }
-                let is_bearer = reader.peek_value() == Some(b'"')
-                    && reader
-                        .string()?
-                        .unescaped()
-                        .is_some_and(|t| t.eq_ignore_ascii_case("bearer"));
-                if !is_bearer {
-                    return Err(AnswerError::UnsupportedTokenType);
-                }
+            if reader.peek_value() != Some(b'"') {
+                return Err(AnswerError::InvalidToken { token });
             }
-            Some("expires_in") => {
-                if expires_in.is_some() {
-                    return Err(AnswerError::DuplicateField);
-                }
-                // A number, or a number in a string (some servers send "3600").
-                let text = match reader.peek_value() {
-                    Some(b'"') => reader.string()?.unescaped(),
-                    Some(b'0'..=b'9') => Some(reader.number()?),
-                    _ => None,
-                };
-                expires_in = Some(
-                    text.filter(|t| t.bytes().next().is_some_and(|b| b.is_ascii_digit()))
-                        .and_then(floor_seconds)
-                        .ok_or(AnswerError::InvalidExpiresIn)?,
-                );
+            *slot = Some(reader.string()?);
+        } else if key.is("token_type") {
+            if core::mem::replace(&mut seen_type, true) {
+                return Err(AnswerError::DuplicateField);
             }
-            _ => reader.skip_value()?,
+            let is_bearer = reader.peek_value() == Some(b'"')
+                && reader
+                    .string()?
+                    .unescaped()
+                    .is_some_and(|t| t.eq_ignore_ascii_case("bearer"));
+            if !is_bearer {
+                return Err(AnswerError::UnsupportedTokenType);
+            }
+        } else if key.is("expires_in") {
+            if expires_in.is_some() {
+                return Err(AnswerError::DuplicateField);
+            }
+            // A number, or whole seconds in a string (some servers send "3600").
+            let secs = match reader.peek_value() {
+                Some(b'"') => reader
+                    .string()?
+                    .unescaped()
+                    .filter(|t| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()))
+                    .and_then(floor_seconds),
+                Some(b'0'..=b'9') => floor_seconds(reader.number()?),
+                _ => None,
+            };
+            expires_in = Some(secs.ok_or(AnswerError::InvalidExpiresIn)?);
+        } else {
+            reader.skip_value()?;
         }
         Ok(())
     })?;
@@ -433,6 +431,15 @@ mod tests {
     }
 
     #[test]
+    fn escaped_member_names_are_the_same_names() {
+        let body = r#"{"access\u005ftoken":"a","token_type":"Bearer","refresh_t\u006fken":"r","expires\u005fin":60}"#;
+        let t = parse(Grant::Refresh, &answer(200, body)).unwrap();
+        assert_eq!(t.access.unescaped(), Some("a"));
+        assert_eq!(t.refresh.and_then(RawStr::unescaped), Some("r"));
+        assert_eq!(t.expires_in, Some(60));
+    }
+
+    #[test]
     fn expires_in_forms() {
         for (value, want) in [
             ("3600", Some(3600)),
@@ -448,7 +455,9 @@ mod tests {
                 "{value}"
             );
         }
-        for value in ["-1", "\"soon\"", "null", "1e400", "\"-5\""] {
+        for value in [
+            "-1", "\"soon\"", "null", "1e400", "\"-5\"", "\"12ab\"", "\"\"", "\"1.5\"",
+        ] {
             let body = format_body(value);
             assert_eq!(
                 parse(Grant::Refresh, &answer(200, &body)).unwrap_err(),

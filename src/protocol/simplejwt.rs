@@ -121,10 +121,12 @@ fn tokens(body: &[u8]) -> Result<Tokens<'_>, AnswerError> {
     let mut access: Option<RawStr<'_>> = None;
     let mut refresh: Option<RawStr<'_>> = None;
     json::members(json_text(body)?, |key, reader| {
-        let (slot, token) = match key.unescaped() {
-            Some("access") => (&mut access, TokenKind::Access),
-            Some("refresh") => (&mut refresh, TokenKind::Refresh),
-            _ => return Ok(reader.skip_value()?),
+        let (slot, token) = if key.is("access") {
+            (&mut access, TokenKind::Access)
+        } else if key.is("refresh") {
+            (&mut refresh, TokenKind::Refresh)
+        } else {
+            return Ok(reader.skip_value()?);
         };
         if slot.is_some() {
             return Err(AnswerError::DuplicateField);
@@ -207,6 +209,20 @@ mod tests {
         )
         .unwrap();
         assert_eq!(t.refresh.and_then(RawStr::unescaped), Some("r.r.r"));
+    }
+
+    #[test]
+    fn escaped_member_names_are_the_same_names() {
+        // `"refr\u0065sh"` is `"refresh"` to JSON: a rotated token must not be missed.
+        let body = r#"{"acc\u0065ss":"a.a.a","refr\u0065sh":"r.r.r"}"#;
+        let t = parse(Grant::Refresh, &answer(200, body)).unwrap();
+        assert_eq!(t.access.unescaped(), Some("a.a.a"));
+        assert_eq!(t.refresh.and_then(RawStr::unescaped), Some("r.r.r"));
+        let code = r#"{"detail":"x","c\u006fde":"token_not_valid"}"#;
+        assert_eq!(
+            parse(Grant::Refresh, &answer(401, code)).unwrap_err(),
+            RefreshError::RefreshTokenRejected
+        );
     }
 
     #[test]
