@@ -369,27 +369,7 @@ impl TimeClaims {
 
 /// Splits the token, base64url-decodes its payload into `scratch` and checks it is UTF-8.
 fn decode_payload<'s>(token: &str, scratch: &'s mut [u8]) -> Result<&'s str, DecodeError> {
-    let bytes = token.as_bytes();
-    let segments = bytes
-        .iter()
-        .filter(|&&b| b == b'.')
-        .count()
-        .saturating_add(1);
-    match segments {
-        3 => {}
-        5 => return Err(DecodeError::Encrypted),
-        _ => return Err(DecodeError::Malformed { segments }),
-    }
-    // Between the first and the second dot.
-    let start = bytes
-        .iter()
-        .position(|&b| b == b'.')
-        .unwrap_or(0)
-        .saturating_add(1);
-    let rest = bytes.get(start..).unwrap_or_default();
-    let payload = rest
-        .get(..rest.iter().position(|&b| b == b'.').unwrap_or(0))
-        .unwrap_or_default();
+    let payload = payload_segment(token)?;
     // The decoded length, from the characters before any padding.
     let unpadded = payload
         .len()
@@ -415,10 +395,11 @@ fn decode_payload<'s>(token: &str, scratch: &'s mut [u8]) -> Result<&'s str, Dec
 /// base64url (RFC 4648 section 5) into `out`, padding optional (at most the canonical amount),
 /// non-zero trailing bits rejected; `None` on any invalid input or when `out` is too small.
 ///
-/// A character at a time with a compare chain: this is the smallest code on microcontrollers
+/// The microcontroller version: a character at a time with a compare chain, the smallest code
 /// (a table, or the `base64` crate, decodes faster but costs 0.4 to 2 KB of flash; a token is
 /// decoded once per refresh, not per request).
-fn base64url_decode(input: &[u8], out: &mut [u8]) -> Option<usize> {
+#[cfg(any(test, not(target_pointer_width = "64")))]
+fn base64url_decode_small(input: &[u8], out: &mut [u8]) -> Option<usize> {
     let mut data = input;
     while let [rest @ .., b'='] = data {
         data = rest;
@@ -446,6 +427,132 @@ fn base64url_decode(input: &[u8], out: &mut [u8]) -> Option<usize> {
         }
     }
     (acc & ((1 << bits) - 1) == 0).then_some(n)
+}
+
+/// The 64-bit version: four characters at a time through a 128-byte table, about three times
+/// faster than [`base64url_decode_small`], which a unit test holds it equal to.
+#[cfg(any(test, target_pointer_width = "64"))]
+fn base64url_decode_fast(input: &[u8], out: &mut [u8]) -> Option<usize> {
+    /// The base64url value of each ASCII byte; `0xFF` marks bytes outside the alphabet.
+    #[allow(
+        clippy::indexing_slicing,
+        reason = "evaluated at compile time: an index out of bounds fails the build"
+    )]
+    const SEXTETS: [u8; 128] = {
+        let mut table = [0xFF_u8; 128];
+        let mut i = 0;
+        while i < 26 {
+            table[b'A' as usize + i] = i as u8;
+            table[b'a' as usize + i] = 26 + i as u8;
+            i += 1;
+        }
+        let mut d = 0;
+        while d < 10 {
+            table[b'0' as usize + d] = 52 + d as u8;
+            d += 1;
+        }
+        table[b'-' as usize] = 62;
+        table[b'_' as usize] = 63;
+        table
+    };
+    let pad = input.iter().rev().take_while(|&&b| b == b'=').count();
+    let data = input.get(..input.len().saturating_sub(pad))?;
+    let canonical_pad = (4 - data.len() % 4) % 4;
+    if data.len() % 4 == 1 || pad > canonical_pad {
+        return None;
+    }
+    let sextet = |c: &u8| u32::from(SEXTETS.get(usize::from(*c)).copied().unwrap_or(0xFF));
+    // Every valid sextet is below 64, so bits 6 and 7 of `seen` flag an invalid character.
+    let mut seen = 0u32;
+    let mut groups = data.chunks_exact(4);
+    let mut written = 0usize;
+    for (chunk, dst) in (&mut groups).zip(out.chunks_exact_mut(3)) {
+        let (&[a, b, c, d], [x, y, z]) = (chunk, dst) else {
+            return None;
+        };
+        let (a, b, c, d) = (sextet(&a), sextet(&b), sextet(&c), sextet(&d));
+        seen |= a | b | c | d;
+        let v = a << 18 | b << 12 | c << 6 | d;
+        (*x, *y, *z) = ((v >> 16) as u8, (v >> 8) as u8, v as u8);
+        written = written.saturating_add(3);
+    }
+    if written / 3 != data.len() / 4 {
+        return None; // `out` too small
+    }
+    // The last two or three characters carry one or two bytes and 4 or 2 bits that must be 0.
+    let tail = groups.remainder();
+    let v = tail.iter().fold(0u32, |v, c| {
+        let s = sextet(c);
+        seen |= s;
+        v << 6 | s
+    });
+    let bytes: &[u8] = match tail.len() {
+        0 => &[],
+        2 if v & 0xF == 0 => &[(v >> 4) as u8],
+        3 if v & 0x3 == 0 => &[(v >> 10) as u8, (v >> 2) as u8],
+        _ => return None,
+    };
+    let end = written.saturating_add(bytes.len());
+    out.get_mut(written..end)?.copy_from_slice(bytes);
+    (seen & 0xC0 == 0).then_some(end)
+}
+
+/// base64url into `out`: the smallest code on 32-bit targets, the fastest on 64-bit hosts.
+fn base64url_decode(input: &[u8], out: &mut [u8]) -> Option<usize> {
+    #[cfg(target_pointer_width = "64")]
+    return base64url_decode_fast(input, out);
+    #[cfg(not(target_pointer_width = "64"))]
+    return base64url_decode_small(input, out);
+}
+
+/// The payload segment of a compact JWS (between the first and the second of exactly two
+/// dots), or the error for another shape.
+fn payload_segment(token: &str) -> Result<&[u8], DecodeError> {
+    let (first, second, segments) = dots(token);
+    match segments {
+        3 => Ok(token
+            .as_bytes()
+            .get(first.saturating_add(1)..second)
+            .unwrap_or_default()),
+        5 => Err(DecodeError::Encrypted),
+        _ => Err(DecodeError::Malformed { segments }),
+    }
+}
+
+/// The positions of the first two dots and the number of segments. On 64-bit hosts through
+/// `str::find` (a word at a time); on microcontrollers with plain loops (smaller).
+fn dots(token: &str) -> (usize, usize, usize) {
+    #[cfg(target_pointer_width = "64")]
+    {
+        let Some(first) = token.find('.') else {
+            return (0, 0, 1);
+        };
+        let after = token.get(first.saturating_add(1)..).unwrap_or_default();
+        let Some(gap) = after.find('.') else {
+            return (first, 0, 2);
+        };
+        let second = first.saturating_add(1).saturating_add(gap);
+        let more = token
+            .get(second.saturating_add(1)..)
+            .map_or(0, |tail| tail.matches('.').count());
+        (first, second, more.saturating_add(3))
+    }
+    #[cfg(not(target_pointer_width = "64"))]
+    {
+        let bytes = token.as_bytes();
+        let segments = bytes
+            .iter()
+            .filter(|&&b| b == b'.')
+            .count()
+            .saturating_add(1);
+        let first = bytes.iter().position(|&b| b == b'.').unwrap_or(0);
+        let start = first.saturating_add(1);
+        let second = bytes
+            .get(start..)
+            .and_then(|rest| rest.iter().position(|&b| b == b'.'))
+            .map_or(0, |at| start.saturating_add(at));
+        (first, second, segments)
+    }
 }
 
 /// Reads the time claims, hands every other registered claim to `strings` (which must consume
@@ -606,5 +713,59 @@ fn audience_into<const S: usize, const A: usize>(
                 claim: ClaimName::Aud,
             })
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The two base64url decoders agree on every string of up to five characters over an
+    /// alphabet with valid, padding and invalid characters, and on output buffers too small.
+    #[test]
+    fn both_base64url_decoders_agree() {
+        let alphabet = b"AQgw_-=/+. 9z";
+        let mut checked = 0u32;
+        for len in 0..=5u32 {
+            let combos = (alphabet.len() as u32).pow(len);
+            for mut n in 0..combos {
+                let mut input = [0u8; 6];
+                for slot in input.iter_mut().take(len as usize) {
+                    *slot = alphabet[(n % alphabet.len() as u32) as usize];
+                    n /= alphabet.len() as u32;
+                }
+                let input = &input[..len as usize];
+                for cap in [0usize, 1, 2, 3, 4, 8] {
+                    let (mut a, mut b) = ([0u8; 8], [0u8; 8]);
+                    let small = base64url_decode_small(input, &mut a[..cap]);
+                    let fast = base64url_decode_fast(input, &mut b[..cap]);
+                    assert_eq!(small, fast, "{input:?} into {cap}");
+                    if let Some(n) = small {
+                        assert_eq!(a[..n], b[..n], "{input:?}");
+                    }
+                    checked += 1;
+                }
+            }
+        }
+        assert!(checked > 1_000_000);
+    }
+
+    #[test]
+    fn dots_find_the_payload() {
+        assert_eq!(payload_segment("a.bc.d"), Ok(&b"bc"[..]));
+        assert_eq!(
+            payload_segment("..."),
+            Err(DecodeError::Malformed { segments: 4 })
+        );
+        assert_eq!(
+            payload_segment("a.b"),
+            Err(DecodeError::Malformed { segments: 2 })
+        );
+        assert_eq!(
+            payload_segment("ab"),
+            Err(DecodeError::Malformed { segments: 1 })
+        );
+        assert_eq!(payload_segment("a.b.c.d.e"), Err(DecodeError::Encrypted));
+        assert_eq!(payload_segment(".."), Ok(&b""[..]));
     }
 }
