@@ -242,7 +242,7 @@ impl<'a> Reader<'a> {
     }
 
     /// Skips white space, then consumes `byte` or fails.
-    fn expect(&mut self, byte: u8) -> Result<(), JsonError> {
+    fn consume(&mut self, byte: u8) -> Result<(), JsonError> {
         self.skip_ws();
         if self.peek() == Some(byte) {
             self.bump();
@@ -286,7 +286,7 @@ impl<'a> Reader<'a> {
         }
         *first = false;
         let key = self.string()?;
-        self.expect(b':')?;
+        self.consume(b':')?;
         Ok(Some(key))
     }
 
@@ -302,7 +302,7 @@ impl<'a> Reader<'a> {
 
     /// Reads a string value, checking every escape, and returns it still escaped.
     pub(crate) fn string(&mut self) -> Result<RawStr<'a>, JsonError> {
-        self.expect(b'"')?;
+        self.consume(b'"')?;
         let start = self.pos;
         let mut escaped = false;
         let bytes = self.text.as_bytes();
@@ -385,7 +385,7 @@ impl<'a> Reader<'a> {
 
     /// Reads `[`, for an array the caller reads element by element with [`Reader::next_element`].
     pub(crate) fn begin_array(&mut self) -> Result<(), JsonError> {
-        self.expect(b'[')
+        self.consume(b'[')
     }
 
     /// Before each array element: `true` when one follows, `false` at the closing `]`.
@@ -432,7 +432,7 @@ impl<'a> Reader<'a> {
                         depth = depth.saturating_sub(1);
                     } else if is_object {
                         self.string()?;
-                        self.expect(b':')?;
+                        self.consume(b':')?;
                         continue;
                     } else {
                         continue;
@@ -463,7 +463,7 @@ impl<'a> Reader<'a> {
                         self.bump();
                         if in_object {
                             self.string()?;
-                            self.expect(b':')?;
+                            self.consume(b':')?;
                         }
                         break;
                     }
