@@ -474,9 +474,20 @@ impl Protocol<'_> {
         grant: Grant,
         answer: &TokenResponse<'b>,
     ) -> Result<Tokens<'b>, RefreshError> {
-        match self {
-            Protocol::SimpleJwt(_) => simplejwt::parse(grant, answer),
-            Protocol::OAuth2(_) => oauth2::parse(grant, answer),
+        let status = answer.status;
+        if (200..300).contains(&status) {
+            let tokens = match self {
+                Protocol::SimpleJwt(_) => simplejwt::tokens(answer.body),
+                Protocol::OAuth2(_) => oauth2::tokens(answer.body),
+            };
+            return tokens.map_err(RefreshError::BadAnswer);
         }
+        if let Some(transient) = transient_status(status, answer.retry_after) {
+            return Err(transient);
+        }
+        Err(match self {
+            Protocol::SimpleJwt(_) => simplejwt::error(grant, answer),
+            Protocol::OAuth2(_) => oauth2::error(grant, answer),
+        })
     }
 }

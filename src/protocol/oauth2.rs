@@ -6,8 +6,8 @@ use core::fmt;
 
 use super::write::{form_encode, Base64, Writer};
 use super::{
-    json_text, transient_status, AnswerError, BufferTooSmall, Endpoint, Grant, Method,
-    RefreshError, Request, TokenKind, TokenResponse, Tokens, FORM,
+    json_text, AnswerError, BufferTooSmall, Endpoint, Grant, Method, RefreshError, Request,
+    TokenKind, TokenResponse, Tokens, FORM,
 };
 use crate::claims::floor_seconds;
 use crate::json::{self, RawStr};
@@ -236,20 +236,12 @@ impl<'c> OAuth2<'c> {
     }
 }
 
-/// Reads an OAuth 2.0 answer to a refresh or a client-credentials login.
-pub(crate) fn parse<'b>(
-    grant: Grant,
-    answer: &TokenResponse<'b>,
-) -> Result<Tokens<'b>, RefreshError> {
+/// Classifies an OAuth 2.0 error answer (not 2xx, not transient) to a refresh or a
+/// client-credentials login.
+pub(crate) fn error(grant: Grant, answer: &TokenResponse<'_>) -> RefreshError {
     let status = answer.status;
-    if (200..300).contains(&status) {
-        return tokens(answer.body).map_err(RefreshError::BadAnswer);
-    }
-    if let Some(transient) = transient_status(status, answer.retry_after) {
-        return Err(transient);
-    }
     let code = error_code(answer.body);
-    Err(match (code, grant) {
+    match (code, grant) {
         (Some(OAuthErrorCode::InvalidGrant), Grant::Refresh) => RefreshError::RefreshTokenRejected,
         (Some(OAuthErrorCode::InvalidClient), Grant::Login) => RefreshError::CredentialsRejected,
         (Some(OAuthErrorCode::ServerError | OAuthErrorCode::TemporarilyUnavailable), _) => {
@@ -259,10 +251,10 @@ pub(crate) fn parse<'b>(
             }
         }
         _ => RefreshError::Configuration { status, code },
-    })
+    }
 }
 
-fn tokens(body: &[u8]) -> Result<Tokens<'_>, AnswerError> {
+pub(crate) fn tokens(body: &[u8]) -> Result<Tokens<'_>, AnswerError> {
     let mut access: Option<RawStr<'_>> = None;
     let mut refresh: Option<RawStr<'_>> = None;
     let mut expires_in: Option<u64> = None;
@@ -329,6 +321,12 @@ fn error_code(body: &[u8]) -> Option<OAuthErrorCode> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocol::Protocol;
+
+    /// The whole answer path, as the session takes it.
+    fn parse<'b>(grant: Grant, answer: &TokenResponse<'b>) -> Result<Tokens<'b>, RefreshError> {
+        Protocol::OAuth2(OAuth2::default()).parse(grant, answer)
+    }
     use core::fmt::Write as _;
 
     fn answer(status: u16, body: &str) -> TokenResponse<'_> {

@@ -8,8 +8,8 @@ use core::fmt;
 
 use super::write::Writer;
 use super::{
-    json_text, transient_status, AnswerError, BufferTooSmall, Endpoint, Grant, Method,
-    RefreshError, Request, TokenKind, TokenResponse, Tokens, JSON,
+    json_text, AnswerError, BufferTooSmall, Endpoint, Grant, Method, RefreshError, Request,
+    TokenKind, TokenResponse, Tokens, JSON,
 };
 use crate::json::{self, RawStr};
 
@@ -96,28 +96,19 @@ fn post<'a>(path: &'a str, body: &'a [u8]) -> Request<'a> {
     }
 }
 
-/// Reads a SimpleJWT answer to a refresh or login.
-pub(crate) fn parse<'b>(
-    grant: Grant,
-    answer: &TokenResponse<'b>,
-) -> Result<Tokens<'b>, RefreshError> {
+/// Classifies a SimpleJWT error answer (not 2xx, not transient) to a refresh or login.
+pub(crate) fn error(grant: Grant, answer: &TokenResponse<'_>) -> RefreshError {
     let status = answer.status;
-    if (200..300).contains(&status) {
-        return tokens(answer.body).map_err(RefreshError::BadAnswer);
-    }
-    if let Some(transient) = transient_status(status, answer.retry_after) {
-        return Err(transient);
-    }
-    Err(match (status, grant) {
+    match (status, grant) {
         (401, Grant::Login) => RefreshError::CredentialsRejected,
         (401, Grant::Refresh) if error_code(answer.body) == Some("token_not_valid") => {
             RefreshError::RefreshTokenRejected
         }
         _ => RefreshError::Configuration { status, code: None },
-    })
+    }
 }
 
-fn tokens(body: &[u8]) -> Result<Tokens<'_>, AnswerError> {
+pub(crate) fn tokens(body: &[u8]) -> Result<Tokens<'_>, AnswerError> {
     let mut access: Option<RawStr<'_>> = None;
     let mut refresh: Option<RawStr<'_>> = None;
     json::members(json_text(body)?, |key, reader| {
@@ -152,6 +143,12 @@ fn error_code(body: &[u8]) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocol::Protocol;
+
+    /// The whole answer path, as the session takes it.
+    fn parse<'b>(grant: Grant, answer: &TokenResponse<'b>) -> Result<Tokens<'b>, RefreshError> {
+        Protocol::SimpleJwt(SimpleJwt::default()).parse(grant, answer)
+    }
 
     fn answer(status: u16, body: &str) -> TokenResponse<'_> {
         TokenResponse {
