@@ -6,8 +6,8 @@
 use std::hint::black_box;
 use std::time::Duration as StdDuration;
 
-use base64_std::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64_std::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
 use criterion::{criterion_group, criterion_main, Criterion};
 use jsonwebtoken::{encode, EncodingKey, Header};
 use jwt_refresh::policy::TokenFacts;

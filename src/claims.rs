@@ -7,9 +7,14 @@
 
 use core::fmt;
 
+use base64::alphabet;
+use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+use base64::Engine as _;
 use heapless::{String, Vec};
+use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde_json_core::de::Error as LibError;
 
-use crate::json::{self, JsonError, RawStr, Reader};
+use crate::json::{self, Key, RawStr, Seconds, Str};
 use crate::time::UnixTime;
 
 /// Default capacity, in bytes, of each string claim (`iss`, `sub`, `jti` and every `aud` entry).
@@ -122,15 +127,14 @@ pub enum DecodeError {
     },
     /// The decoded payload is not valid UTF-8.
     Utf8,
-    /// The payload is valid JSON text that does not start an object.
+    /// The payload does not start with a JSON object (`serde-json-core` cannot tell another
+    /// JSON value from text that is not JSON at all).
     NotAnObject,
-    /// The payload is not valid JSON; `offset` is the byte of the decoded payload where
-    /// reading stopped.
-    Json {
-        /// Byte offset into the decoded payload.
-        offset: usize,
-    },
-    /// An unknown claim nests arrays or objects deeper than the reader allows (128 levels).
+    /// The payload is not valid JSON (`serde-json-core` reports no position), or, without the
+    /// `float-dates` feature, the library could not read it at all.
+    Json,
+    /// The payload nests arrays or objects deeper than 16 levels, the top-level object
+    /// included: the parser recurses, so deeper payloads are refused before parsing.
     TooDeep,
     /// A registered claim appears twice (RFC 7519 section 4 lets parsers reject this).
     DuplicateClaim {
@@ -174,7 +178,7 @@ impl DecodeError {
             DecodeError::TooLarge { .. } => "too_large",
             DecodeError::Utf8 => "utf8",
             DecodeError::NotAnObject => "not_an_object",
-            DecodeError::Json { .. } => "json",
+            DecodeError::Json => "json",
             DecodeError::TooDeep => "too_deep",
             DecodeError::DuplicateClaim { .. } => "duplicate_claim",
             DecodeError::InvalidClaimType { .. } => "invalid_claim_type",
@@ -203,9 +207,7 @@ impl fmt::Display for DecodeError {
             ),
             DecodeError::Utf8 => f.write_str("the payload is not valid UTF-8"),
             DecodeError::NotAnObject => f.write_str("the payload is not a JSON object"),
-            DecodeError::Json { offset } => {
-                write!(f, "the payload is not valid JSON (at byte {offset})")
-            }
+            DecodeError::Json => f.write_str("the payload is not valid JSON"),
             DecodeError::TooDeep => f.write_str("a claim nests arrays or objects too deeply"),
             DecodeError::DuplicateClaim { claim } => write!(f, "claim `{claim}` appears twice"),
             DecodeError::InvalidClaimType { claim } => {
@@ -227,16 +229,6 @@ impl fmt::Display for DecodeError {
 }
 
 impl core::error::Error for DecodeError {}
-
-impl From<JsonError> for DecodeError {
-    fn from(e: JsonError) -> Self {
-        match e {
-            JsonError::Syntax { offset } => DecodeError::Json { offset },
-            JsonError::NotAnObject => DecodeError::NotAnObject,
-            JsonError::TooDeep => DecodeError::TooDeep,
-        }
-    }
-}
 
 /// A token's registered claims (RFC 7519 section 4.1), read without verifying the signature.
 ///
@@ -320,16 +312,27 @@ impl<const S: usize, const A: usize> Claims<S, A> {
     /// ```
     pub fn decode_in(token: &str, scratch: &mut [u8]) -> Result<Self, DecodeError> {
         let mut claims = Claims::default();
-        let times = walk_claims(decode_payload(token, scratch)?, &mut |claim, reader| {
+        let (iss, sub, jti, aud) = (
+            &mut claims.iss,
+            &mut claims.sub,
+            &mut claims.jti,
+            &mut claims.aud,
+        );
+        let mut keep = |claim: ClaimName, raw: RawStr<'_>| {
             let slot = match claim {
-                ClaimName::Iss => &mut claims.iss,
-                ClaimName::Sub => &mut claims.sub,
-                ClaimName::Jti => &mut claims.jti,
-                ClaimName::Aud => return audience_into(reader, &mut claims.aud),
-                _ => return Ok(reader.skip_value()?),
+                ClaimName::Iss => iss.insert(String::new()),
+                ClaimName::Sub => sub.insert(String::new()),
+                ClaimName::Jti => jti.insert(String::new()),
+                _ => {
+                    aud.push(String::new())
+                        .map_err(|_| DecodeError::TooManyAudiences { capacity: A })?;
+                    aud.last_mut()
+                        .ok_or(DecodeError::TooManyAudiences { capacity: A })?
+                }
             };
-            string_claim_into(reader, claim, slot.insert(String::new()))
-        })?;
+            decode_string(raw, claim, slot)
+        };
+        let times = read_claims(decode_payload(token, scratch)?, Some(&mut keep))?;
         claims.exp = times.exp;
         claims.nbf = times.nbf;
         claims.iat = times.iat;
@@ -361,394 +364,266 @@ impl TimeClaims {
 
     /// Reads `exp`, `nbf` and `iat`, decoding the payload into `scratch`.
     pub fn decode_in(token: &str, scratch: &mut [u8]) -> Result<TimeClaims, DecodeError> {
-        walk_claims(decode_payload(token, scratch)?, &mut |_, reader| {
-            Ok(reader.skip_value()?)
-        })
+        read_claims(decode_payload(token, scratch)?, None)
     }
 }
 
+/// Unescapes a string claim into its buffer.
+fn decode_string<const S: usize>(
+    raw: RawStr<'_>,
+    claim: ClaimName,
+    out: &mut String<S>,
+) -> Result<(), DecodeError> {
+    // An invalid escape (or a UTF-16 surrogate pair, which `serde-json-core` refuses) is not
+    // JSON the library reads; a long string is the claim's own error.
+    raw.try_for_each_char(
+        |c| {
+            out.push(c)
+                .map_err(|_| DecodeError::ClaimTooLong { claim, capacity: S })
+        },
+        DecodeError::Json,
+    )
+}
+
+/// base64url (RFC 4648 section 5): padding optional but never more than the canonical amount,
+/// non-zero trailing bits refused.
+const BASE64URL: GeneralPurpose = GeneralPurpose::new(
+    &alphabet::URL_SAFE,
+    GeneralPurposeConfig::new()
+        .with_encode_padding(false)
+        .with_decode_padding_mode(DecodePaddingMode::Indifferent),
+);
+
 /// Splits the token, base64url-decodes its payload into `scratch` and checks it is UTF-8.
-fn decode_payload<'s>(token: &str, scratch: &'s mut [u8]) -> Result<&'s str, DecodeError> {
+fn decode_payload<'s>(token: &str, scratch: &'s mut [u8]) -> Result<&'s [u8], DecodeError> {
     let payload = payload_segment(token)?;
-    // The decoded length, from the characters before any padding.
+    // The decoded length, from the characters before any padding, so that a payload that
+    // does not fit is reported with what it needs.
     let unpadded = payload
         .len()
         .saturating_sub(payload.iter().rev().take_while(|&&b| b == b'=').count());
     if unpadded == 0 {
         return Err(DecodeError::EmptyPayload);
     }
-    let needed = match unpadded % 4 {
-        0 => unpadded / 4 * 3,
-        2 => unpadded / 4 * 3 + 1,
-        3 => unpadded / 4 * 3 + 2,
-        _ => return Err(DecodeError::Base64),
-    };
+    let needed = (unpadded / 4 * 3).saturating_add((unpadded % 4).saturating_sub(1));
     let capacity = scratch.len();
     let out = scratch
         .get_mut(..needed)
         .ok_or(DecodeError::TooLarge { needed, capacity })?;
-    let written = base64url_decode(payload, out).ok_or(DecodeError::Base64)?;
+    let written = BASE64URL
+        .decode_slice(payload, out)
+        .map_err(|_| DecodeError::Base64)?;
     let bytes = out.get(..written).ok_or(DecodeError::Base64)?;
-    core::str::from_utf8(bytes).map_err(|_| DecodeError::Utf8)
-}
-
-/// base64url (RFC 4648 section 5) into `out`, padding optional (at most the canonical amount),
-/// non-zero trailing bits rejected; `None` on any invalid input or when `out` is too small.
-///
-/// The microcontroller version: a character at a time with a compare chain, the smallest code
-/// (a table, or the `base64` crate, decodes faster but costs 0.4 to 2 KB of flash; a token is
-/// decoded once per refresh, not per request).
-#[cfg(any(test, not(target_pointer_width = "64")))]
-fn base64url_decode_small(input: &[u8], out: &mut [u8]) -> Option<usize> {
-    let mut data = input;
-    while let [rest @ .., b'='] = data {
-        data = rest;
-    }
-    let canonical_pad = (4 - data.len() % 4) % 4;
-    if data.len() % 4 == 1 || input.len().saturating_sub(data.len()) > canonical_pad {
-        return None;
-    }
-    let (mut acc, mut bits, mut n) = (0u32, 0u32, 0usize);
-    for &c in data {
-        let v = match c {
-            b'A'..=b'Z' => c.wrapping_sub(b'A'),
-            b'a'..=b'z' => c.wrapping_sub(b'a' - 26),
-            b'0'..=b'9' => c.wrapping_add(52 - b'0'),
-            b'-' => 62,
-            b'_' => 63,
-            _ => return None,
-        };
-        acc = (acc << 6) | u32::from(v);
-        bits = bits.wrapping_add(6);
-        if bits >= 8 {
-            bits = bits.wrapping_sub(8);
-            *out.get_mut(n)? = (acc >> bits) as u8;
-            n = n.saturating_add(1);
-        }
-    }
-    (acc & ((1 << bits) - 1) == 0).then_some(n)
-}
-
-/// The 64-bit version: four characters at a time through a 128-byte table, about three times
-/// faster than [`base64url_decode_small`], which a unit test holds it equal to.
-#[cfg(any(test, target_pointer_width = "64"))]
-fn base64url_decode_fast(input: &[u8], out: &mut [u8]) -> Option<usize> {
-    /// The base64url value of each ASCII byte; `0xFF` marks bytes outside the alphabet.
-    #[allow(
-        clippy::indexing_slicing,
-        reason = "evaluated at compile time: an index out of bounds fails the build"
-    )]
-    const SEXTETS: [u8; 128] = {
-        let mut table = [0xFF_u8; 128];
-        let mut i = 0;
-        while i < 26 {
-            table[b'A' as usize + i] = i as u8;
-            table[b'a' as usize + i] = 26 + i as u8;
-            i += 1;
-        }
-        let mut d = 0;
-        while d < 10 {
-            table[b'0' as usize + d] = 52 + d as u8;
-            d += 1;
-        }
-        table[b'-' as usize] = 62;
-        table[b'_' as usize] = 63;
-        table
-    };
-    let pad = input.iter().rev().take_while(|&&b| b == b'=').count();
-    let data = input.get(..input.len().saturating_sub(pad))?;
-    let canonical_pad = (4 - data.len() % 4) % 4;
-    if data.len() % 4 == 1 || pad > canonical_pad {
-        return None;
-    }
-    let sextet = |c: &u8| u32::from(SEXTETS.get(usize::from(*c)).copied().unwrap_or(0xFF));
-    // Every valid sextet is below 64, so bits 6 and 7 of `seen` flag an invalid character.
-    let mut seen = 0u32;
-    let mut groups = data.chunks_exact(4);
-    let mut written = 0usize;
-    for (chunk, dst) in (&mut groups).zip(out.chunks_exact_mut(3)) {
-        let (&[a, b, c, d], [x, y, z]) = (chunk, dst) else {
-            return None;
-        };
-        let (a, b, c, d) = (sextet(&a), sextet(&b), sextet(&c), sextet(&d));
-        seen |= a | b | c | d;
-        let v = a << 18 | b << 12 | c << 6 | d;
-        (*x, *y, *z) = ((v >> 16) as u8, (v >> 8) as u8, v as u8);
-        written = written.saturating_add(3);
-    }
-    if written / 3 != data.len() / 4 {
-        return None; // `out` too small
-    }
-    // The last two or three characters carry one or two bytes and 4 or 2 bits that must be 0.
-    let tail = groups.remainder();
-    let v = tail.iter().fold(0u32, |v, c| {
-        let s = sextet(c);
-        seen |= s;
-        v << 6 | s
-    });
-    let bytes: &[u8] = match tail.len() {
-        0 => &[],
-        2 if v & 0xF == 0 => &[(v >> 4) as u8],
-        3 if v & 0x3 == 0 => &[(v >> 10) as u8, (v >> 2) as u8],
-        _ => return None,
-    };
-    let end = written.saturating_add(bytes.len());
-    out.get_mut(written..end)?.copy_from_slice(bytes);
-    (seen & 0xC0 == 0).then_some(end)
-}
-
-/// base64url into `out`: the smallest code on 32-bit targets, the fastest on 64-bit hosts.
-fn base64url_decode(input: &[u8], out: &mut [u8]) -> Option<usize> {
-    #[cfg(target_pointer_width = "64")]
-    return base64url_decode_fast(input, out);
-    #[cfg(not(target_pointer_width = "64"))]
-    return base64url_decode_small(input, out);
+    core::str::from_utf8(bytes).map_err(|_| DecodeError::Utf8)?;
+    Ok(bytes)
 }
 
 /// The payload segment of a compact JWS (between the first and the second of exactly two
 /// dots), or the error for another shape.
 fn payload_segment(token: &str) -> Result<&[u8], DecodeError> {
-    let (first, second, segments) = dots(token);
-    match segments {
-        3 => Ok(token
-            .as_bytes()
+    let bytes = token.as_bytes();
+    let mut dots = bytes
+        .iter()
+        .enumerate()
+        .filter_map(|(at, &b)| (b == b'.').then_some(at));
+    let (first, second) = (dots.next(), dots.next());
+    match (first, second, dots.count()) {
+        (Some(first), Some(second), 0) => Ok(bytes
             .get(first.saturating_add(1)..second)
             .unwrap_or_default()),
-        5 => Err(DecodeError::Encrypted),
-        _ => Err(DecodeError::Malformed { segments }),
+        (Some(_), Some(_), 2) => Err(DecodeError::Encrypted),
+        (first, second, more) => Err(DecodeError::Malformed {
+            segments: 1 + usize::from(first.is_some()) + usize::from(second.is_some()) + more,
+        }),
     }
 }
 
-/// The positions of the first two dots and the number of segments. On 64-bit hosts through
-/// `str::find` (a word at a time); on microcontrollers with plain loops (smaller).
-fn dots(token: &str) -> (usize, usize, usize) {
-    #[cfg(target_pointer_width = "64")]
-    {
-        let Some(first) = token.find('.') else {
-            return (0, 0, 1);
-        };
-        let after = token.get(first.saturating_add(1)..).unwrap_or_default();
-        let Some(gap) = after.find('.') else {
-            return (first, 0, 2);
-        };
-        let second = first.saturating_add(1).saturating_add(gap);
-        let more = token
-            .get(second.saturating_add(1)..)
-            .map_or(0, |tail| tail.matches('.').count());
-        (first, second, more.saturating_add(3))
-    }
-    #[cfg(not(target_pointer_width = "64"))]
-    {
-        let bytes = token.as_bytes();
-        let segments = bytes
-            .iter()
-            .filter(|&&b| b == b'.')
-            .count()
-            .saturating_add(1);
-        let first = bytes.iter().position(|&b| b == b'.').unwrap_or(0);
-        let start = first.saturating_add(1);
-        let second = bytes
-            .get(start..)
-            .and_then(|rest| rest.iter().position(|&b| b == b'.'))
-            .map_or(0, |at| start.saturating_add(at));
-        (first, second, segments)
-    }
+/// Hands a string claim, still escaped, to the caller that keeps it.
+type StringSink<'x, 'de> = &'x mut dyn FnMut(ClaimName, RawStr<'de>) -> Result<(), DecodeError>;
+
+/// What the visitors learnt while `serde-json-core` read the payload: the crate's own verdict,
+/// or the claim whose value was being read when the library failed.
+#[derive(Default)]
+struct Context {
+    error: Option<DecodeError>,
+    current: Option<ClaimName>,
 }
 
-/// Reads the time claims, hands every other registered claim to `strings` (which must consume
-/// its value) and skips unknown ones. One copy serves both `Claims` and `TimeClaims`.
-fn walk_claims<'a>(
-    text: &'a str,
-    strings: &mut dyn FnMut(ClaimName, &mut Reader<'a>) -> Result<(), DecodeError>,
-) -> Result<TimeClaims, DecodeError> {
-    let mut times = TimeClaims::default();
-    walk(text, |name, reader| {
-        match name {
-            Some(claim @ ClaimName::Exp) => times.exp = Some(numeric_date(reader, claim)?),
-            Some(claim @ ClaimName::Nbf) => times.nbf = Some(numeric_date(reader, claim)?),
-            Some(claim @ ClaimName::Iat) => times.iat = Some(numeric_date(reader, claim)?),
-            Some(claim) => strings(claim, reader)?,
-            None => reader.skip_value()?,
+impl Context {
+    /// Records the crate's verdict and stops the library with an error of its own type.
+    fn fail<E: de::Error>(&mut self, error: DecodeError) -> E {
+        self.error = Some(error);
+        E::custom("")
+    }
+
+    /// The typed error for a failed parse: the crate's own verdict when it gave one, else the
+    /// library's error read in the light of the claim being read.
+    fn error(self, lib: LibError) -> DecodeError {
+        if let Some(error) = self.error {
+            return error;
         }
-        Ok(())
-    })?;
-    Ok(times)
+        let claim = self.current;
+        match (claim, lib) {
+            (None, LibError::InvalidType) => DecodeError::NotAnObject,
+            // A date that is not a whole number of seconds, of the wrong type, negative or
+            // too large; without `float-dates` the library stops after the integer part of
+            // `1.5` or `1e9`, at the next member.
+            (
+                Some(claim @ (ClaimName::Exp | ClaimName::Nbf | ClaimName::Iat)),
+                LibError::InvalidType
+                | LibError::InvalidNumber
+                | LibError::ExpectedObjectCommaOrEnd
+                | LibError::CustomError,
+            ) => DecodeError::InvalidNumericDate { claim },
+            (Some(claim), LibError::InvalidType) => DecodeError::InvalidClaimType { claim },
+            _ => DecodeError::Json,
+        }
+    }
 }
 
-/// Walks the top-level object, calling `member` for each claim with the reader positioned at
-/// its value (which `member` must consume). Rejects duplicate registered claims.
-fn walk<'a>(
-    text: &'a str,
-    mut member: impl FnMut(Option<ClaimName>, &mut Reader<'a>) -> Result<(), DecodeError>,
-) -> Result<(), DecodeError> {
-    let mut seen = 0u8;
-    json::members(text, |key, reader| {
-        let name = ClaimName::from_key(key);
-        if let Some(claim) = name {
+/// Reads the time claims, hands every other registered claim to `strings` (or skips it when
+/// there is none) and skips unknown ones. One copy serves both `Claims` and `TimeClaims`.
+fn read_claims<'de>(
+    payload: &'de [u8],
+    strings: Option<StringSink<'_, 'de>>,
+) -> Result<TimeClaims, DecodeError> {
+    json::check_depth(payload).map_err(|_| DecodeError::TooDeep)?;
+    let mut context = Context::default();
+    let visitor = ClaimsVisitor {
+        strings,
+        context: &mut context,
+    };
+    let result = json::parse(payload, visitor);
+    result.map_err(|lib| context.error(lib))
+}
+
+/// The top-level object, member by member.
+struct ClaimsVisitor<'x, 'y, 'de> {
+    strings: Option<StringSink<'y, 'de>>,
+    context: &'x mut Context,
+}
+
+impl<'de> DeserializeSeed<'de> for ClaimsVisitor<'_, '_, 'de> {
+    type Value = TimeClaims;
+
+    fn deserialize<D: de::Deserializer<'de>>(
+        self,
+        deserializer: D,
+    ) -> Result<TimeClaims, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ClaimsVisitor<'_, '_, 'de> {
+    type Value = TimeClaims;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<M: MapAccess<'de>>(mut self, mut map: M) -> Result<TimeClaims, M::Error> {
+        let mut times = TimeClaims::default();
+        let mut seen = 0u8;
+        while let Some(Key(key)) = map.next_key()? {
+            self.context.current = None;
+            let Some(claim) = ClaimName::from_key(key) else {
+                map.next_value::<IgnoredAny>()?;
+                continue;
+            };
             if seen & claim.bit() != 0 {
-                return Err(DecodeError::DuplicateClaim { claim });
+                return Err(self.context.fail(DecodeError::DuplicateClaim { claim }));
             }
             seen |= claim.bit();
+            self.context.current = Some(claim);
+            let slot = match claim {
+                ClaimName::Exp => &mut times.exp,
+                ClaimName::Nbf => &mut times.nbf,
+                ClaimName::Iat => &mut times.iat,
+                _ => {
+                    match self.strings.as_mut() {
+                        None => map.next_value::<IgnoredAny>().map(drop)?,
+                        Some(sink) if claim == ClaimName::Aud => map.next_value_seed(Audience {
+                            sink: &mut **sink,
+                            context: &mut *self.context,
+                        })?,
+                        Some(sink) => {
+                            let Str(value) = map.next_value()?;
+                            sink(claim, value).map_err(|e| self.context.fail(e))?;
+                        }
+                    }
+                    continue;
+                }
+            };
+            let Seconds(secs) = map.next_value()?;
+            let date = secs.and_then(UnixTime::from_secs);
+            *slot = Some(
+                date.ok_or_else(|| self.context.fail(DecodeError::InvalidNumericDate { claim }))?,
+            );
         }
-        member(name, reader)
-    })
+        Ok(times)
+    }
 }
 
-/// Whether the next value is a JSON number.
-fn at_number(reader: &mut Reader<'_>) -> bool {
-    matches!(reader.peek_value(), Some(b'-' | b'0'..=b'9'))
+/// `aud`: one string or an array of strings. `serde-json-core` has no `deserialize_any`, but
+/// its `deserialize_ignored_any` lends strings and arrays to the visitor and reports numbers
+/// and literals as a unit.
+struct Audience<'x, 'y, 'de> {
+    sink: &'y mut dyn FnMut(ClaimName, RawStr<'de>) -> Result<(), DecodeError>,
+    context: &'x mut Context,
 }
 
-/// Reads a NumericDate. Any other JSON value is skipped (so syntax errors still surface) and
-/// reported as invalid.
-fn numeric_date(reader: &mut Reader<'_>, claim: ClaimName) -> Result<UnixTime, DecodeError> {
-    if !at_number(reader) {
-        reader.skip_value()?;
-        return Err(DecodeError::InvalidNumericDate { claim });
+impl<'de> DeserializeSeed<'de> for Audience<'_, '_, 'de> {
+    type Value = ();
+
+    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_ignored_any(self)
     }
-    let text = reader.number()?;
-    floor_seconds(text)
-        .and_then(UnixTime::from_secs)
-        .ok_or(DecodeError::InvalidNumericDate { claim })
 }
 
-/// `floor(text)` for a JSON number already checked against the grammar, in exact integer
-/// arithmetic (no float parsing is linked in). `None` for negative values and for values that
-/// do not fit `u64`; `-0`, `0.5` and `1e-9` floor to 0.
-pub(crate) fn floor_seconds(text: &str) -> Option<u64> {
-    let bytes = text.as_bytes();
-    let (negative, bytes) = match bytes.split_first() {
-        Some((b'-', rest)) => (true, rest),
-        _ => (false, bytes),
-    };
-    // `b | 0x20` folds `E` onto `e`; no other byte of a JSON number maps to `e`.
-    let exp_at = bytes
-        .iter()
-        .position(|&b| b | 0x20 == b'e')
-        .unwrap_or(bytes.len());
-    let (mantissa, exp_text) = bytes.split_at_checked(exp_at)?;
-    // The decimal exponent, saturated far beyond any meaningful value so that the digit loop
-    // below stays short (it overflows u64 within 20 steps of a non-zero digit).
-    let (mut exponent, mut sign) = (0i32, 1i32);
-    for &b in exp_text.get(1..).unwrap_or_default() {
-        match b {
-            b'-' => sign = -1,
-            b'+' => {}
-            _ => {
-                exponent = exponent
-                    .saturating_mul(10)
-                    .saturating_add(i32::from(b.wrapping_sub(b'0')))
-                    .min(1_000_000)
-            }
-        }
+impl<'de> Audience<'_, '_, 'de> {
+    fn one<E: de::Error>(&mut self, raw: RawStr<'de>) -> Result<(), E> {
+        (self.sink)(ClaimName::Aud, raw).map_err(|e| self.context.fail(e))
     }
-    let int_len = mantissa
-        .iter()
-        .position(|&b| b == b'.')
-        .unwrap_or(mantissa.len());
-    let mut digits = mantissa
-        .iter()
-        .filter(|&&b| b != b'.')
-        .map(|&b| u64::from(b.wrapping_sub(b'0')));
-    if digits.clone().all(|d| d == 0) {
-        return Some(0);
+
+    fn wrong_type<E: de::Error>(self) -> Result<(), E> {
+        Err(self.context.fail(DecodeError::InvalidClaimType {
+            claim: ClaimName::Aud,
+        }))
     }
-    if negative {
-        return None;
-    }
-    // The integer part has `int_len + exponent` digits, padded with zeros past the last one.
-    let whole = i32::try_from(int_len)
-        .unwrap_or(i32::MAX)
-        .saturating_add(sign.saturating_mul(exponent));
-    let mut acc = 0u64;
-    for _ in 0..whole.max(0) {
-        acc = acc
-            .checked_mul(10)?
-            .checked_add(digits.next().unwrap_or(0))?;
-    }
-    Some(acc)
 }
 
-/// Reads a string claim into `out` in place (no temporary copy on the stack).
-fn string_claim_into<const S: usize>(
-    reader: &mut Reader<'_>,
-    claim: ClaimName,
-    out: &mut String<S>,
-) -> Result<(), DecodeError> {
-    if reader.peek_value() != Some(b'"') {
-        reader.skip_value()?;
-        return Err(DecodeError::InvalidClaimType { claim });
-    }
-    let raw = reader.string()?;
-    raw.decode_into(out)
-        .map_err(|_| DecodeError::ClaimTooLong { claim, capacity: S })
-}
+impl<'de> Visitor<'de> for Audience<'_, '_, 'de> {
+    type Value = ();
 
-/// Reads `aud` (one string or an array of strings) into `aud` in place.
-fn audience_into<const S: usize, const A: usize>(
-    reader: &mut Reader<'_>,
-    aud: &mut Vec<String<S>, A>,
-) -> Result<(), DecodeError> {
-    let one = |reader: &mut Reader<'_>, aud: &mut Vec<String<S>, A>| {
-        aud.push(String::new())
-            .map_err(|_| DecodeError::TooManyAudiences { capacity: A })?;
-        match aud.last_mut() {
-            Some(slot) => string_claim_into(reader, ClaimName::Aud, slot),
-            None => Ok(()),
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a string or an array of strings")
+    }
+
+    fn visit_borrowed_str<E: de::Error>(mut self, v: &'de str) -> Result<(), E> {
+        self.one(RawStr::json(v))
+    }
+
+    fn visit_seq<Q: SeqAccess<'de>>(mut self, mut seq: Q) -> Result<(), Q::Error> {
+        // An element of another type is the library's `InvalidType`, read as
+        // `InvalidClaimType` because `aud` is the claim being read.
+        while let Some(Str(value)) = seq.next_element()? {
+            self.one(value)?;
         }
-    };
-    match reader.peek_value() {
-        Some(b'"') => one(reader, aud),
-        Some(b'[') => {
-            reader.begin_array()?;
-            let mut first = true;
-            while reader.next_element(&mut first)? {
-                one(reader, aud)?;
-            }
-            Ok(())
-        }
-        _ => {
-            reader.skip_value()?;
-            Err(DecodeError::InvalidClaimType {
-                claim: ClaimName::Aud,
-            })
-        }
+        Ok(())
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+        self.wrong_type()
+    }
+
+    fn visit_map<M: MapAccess<'de>>(self, _: M) -> Result<(), M::Error> {
+        self.wrong_type()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// The two base64url decoders agree on every string of up to five characters over an
-    /// alphabet with valid, padding and invalid characters, and on output buffers too small.
-    #[test]
-    fn both_base64url_decoders_agree() {
-        let alphabet = b"AQgw_-=/+. 9z";
-        let mut checked = 0u32;
-        for len in 0..=5u32 {
-            let combos = (alphabet.len() as u32).pow(len);
-            for mut n in 0..combos {
-                let mut input = [0u8; 6];
-                for slot in input.iter_mut().take(len as usize) {
-                    *slot = alphabet[(n % alphabet.len() as u32) as usize];
-                    n /= alphabet.len() as u32;
-                }
-                let input = &input[..len as usize];
-                for cap in [0usize, 1, 2, 3, 4, 8] {
-                    let (mut a, mut b) = ([0u8; 8], [0u8; 8]);
-                    let small = base64url_decode_small(input, &mut a[..cap]);
-                    let fast = base64url_decode_fast(input, &mut b[..cap]);
-                    assert_eq!(small, fast, "{input:?} into {cap}");
-                    if let Some(n) = small {
-                        assert_eq!(a[..n], b[..n], "{input:?}");
-                    }
-                    checked += 1;
-                }
-            }
-        }
-        assert!(checked > 1_000_000);
-    }
 
     #[test]
     fn dots_find_the_payload() {

@@ -1,7 +1,7 @@
 //! Claims decoding: one named test per rule and per error kind.
 
-use base64_std::engine::general_purpose::{STANDARD, URL_SAFE, URL_SAFE_NO_PAD};
-use base64_std::Engine as _;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE, URL_SAFE_NO_PAD};
+use base64::Engine as _;
 use jwt_refresh::claims::{DEFAULT_PAYLOAD_CAPACITY, DEFAULT_STR_CAPACITY};
 use jwt_refresh::{ClaimName, Claims, DecodeError, TimeClaims, UnixTime};
 
@@ -110,10 +110,36 @@ fn unknown_claims_of_every_type_are_skipped() {
 
 #[test]
 fn json_escapes_are_decoded() {
-    let c = decode(r#"{"iss":"https:\/\/example.com\/","sub":"caf\u00e9 \"quoted\" \\ \ud83d\ude00","jti":"tab\tnl\n"}"#).unwrap();
+    let c = decode(r#"{"iss":"https:\/\/example.com\/","sub":"caf\u00e9 \"quoted\" \\ \u6771","jti":"tab\tnl\n"}"#).unwrap();
     assert_eq!(c.iss.as_deref(), Some("https://example.com/"));
-    assert_eq!(c.sub.as_deref(), Some("caf\u{e9} \"quoted\" \\ \u{1F600}"));
+    assert_eq!(c.sub.as_deref(), Some("caf\u{e9} \"quoted\" \\ \u{6771}"));
     assert_eq!(c.jti.as_deref(), Some("tab\tnl\n"));
+}
+
+#[test]
+fn surrogate_pairs_are_refused_only_in_claims_the_crate_reads() {
+    // serde-json-core decodes `\uXXXX` one code unit at a time and refuses a UTF-16
+    // surrogate pair (README, "serde-json-core's limits"). In a claim the crate keeps, the
+    // payload is unreadable; in a claim it skips, nothing is decoded and nothing fails.
+    let emoji = r#""\ud83d\ude00""#;
+    assert_eq!(
+        decode(&format!(r#"{{"sub":{emoji},"exp":9}}"#)),
+        Err(DecodeError::Json)
+    );
+    let skipped = decode(&format!(r#"{{"name":{emoji},"exp":9}}"#)).unwrap();
+    assert_eq!(skipped.exp, secs(9));
+    // The scheduling-only decode skips `sub` too, so the deadline is still read.
+    assert_eq!(
+        TimeClaims::decode(&token(&format!(r#"{{"sub":{emoji},"exp":9}}"#)))
+            .unwrap()
+            .exp,
+        secs(9)
+    );
+    // Raw UTF-8 needs no escape: an emoji written as itself is read.
+    assert_eq!(
+        decode("{\"sub\":\"\u{1F600}\"}").unwrap().sub.as_deref(),
+        Some("\u{1F600}")
+    );
 }
 
 #[test]
@@ -136,11 +162,12 @@ fn raw_utf8_in_strings() {
     );
 }
 
+/// With `float-dates`, a non-integer NumericDate is read through `f64` and floored.
+#[cfg(feature = "float-dates")]
 #[test]
 fn non_integer_numeric_dates_are_floored() {
     for (text, want) in [
         ("1700000000.5", 1_700_000_000),
-        ("1700000000.999999999999999999999999", 1_700_000_000),
         ("1.7e9", 1_700_000_000),
         ("1.7E+9", 1_700_000_000),
         ("17000000005e-1", 1_700_000_000),
@@ -151,10 +178,32 @@ fn non_integer_numeric_dates_are_floored() {
         ("0", 0),
         ("253402300799", 253_402_300_799),
         ("2.53402300799e11", 253_402_300_799),
+        // f64 has 53 bits: a fraction within 2.4e-7 of the next second rounds up to it
+        // (README, "Non-integer dates"). Lifetimes from whole-second claims lose 1 s anyway.
+        ("1700000000.999999999999999999999999", 1_700_000_001),
     ] {
         let payload = format!(r#"{{"exp":{text}}}"#);
         assert_eq!(decode(&payload).unwrap().exp, secs(want), "{text}");
     }
+}
+
+/// Without `float-dates` no float parsing is linked: a NumericDate that is not a whole
+/// number makes the payload unreadable, reported against the claim, and the session schedules
+/// the token from `expires_in` or until a 401 (tests/session.rs).
+#[cfg(not(feature = "float-dates"))]
+#[test]
+fn non_integer_numeric_dates_need_the_feature() {
+    for text in ["1700000000.5", "1.7e9", "1.7E+9", "0.5", "-0"] {
+        for claim in [ClaimName::Exp, ClaimName::Nbf, ClaimName::Iat] {
+            let payload = format!(r#"{{"{}":{text},"sub":"x"}}"#, claim.as_str());
+            assert_eq!(
+                decode(&payload),
+                Err(DecodeError::InvalidNumericDate { claim }),
+                "{payload}"
+            );
+        }
+    }
+    assert_eq!(decode(r#"{"exp":0}"#).unwrap().exp, secs(0));
 }
 
 #[test]
@@ -381,7 +430,11 @@ fn invalid_utf8_payload() {
 
 #[test]
 fn payload_not_an_object() {
-    for payload in ["[]", "42", "\"exp\"", "null", "true"] {
+    // serde-json-core cannot tell another JSON value from text that is not JSON: anything
+    // that does not start with `{` is `not_an_object`.
+    for payload in [
+        "[]", "42", "\"exp\"", "null", "true", "[", "nope", "not json",
+    ] {
         assert_eq!(decode(payload), Err(DecodeError::NotAnObject), "{payload}");
     }
 }
@@ -390,22 +443,37 @@ fn payload_not_an_object() {
 fn payload_not_json() {
     for payload in [
         "{",
-        "[",
-        "nope",
-        "{\"exp\":}",
         "{\"exp\" 1}",
         "{\"a\":1,}",
         "{\"a\":1} x",
         "{'a':1}",
-        "{\"a\":tru}",
-        "not json",
+        "{\"a\":}",
+        "{\"a\":[1,}",
+        "{\"a\":\"unterminated}",
     ] {
-        assert!(
-            matches!(decode(payload), Err(DecodeError::Json { .. })),
-            "{payload:?}"
-        );
+        assert_eq!(decode(payload), Err(DecodeError::Json), "{payload:?}");
     }
-    assert_eq!(decode("{\"exp\":1 x"), Err(DecodeError::Json { offset: 9 }));
+    // What follows a date is read as part of it: the library stops after `1`.
+    assert_eq!(
+        decode("{\"exp\":1 x"),
+        Err(DecodeError::InvalidNumericDate {
+            claim: ClaimName::Exp
+        })
+    );
+}
+
+#[test]
+fn unknown_scalars_are_skipped_leniently() {
+    // serde-json-core skips an unknown number or literal by reading up to the next `,`, `}`
+    // or `]` without checking it (README, "serde-json-core's limits"). The registered claims
+    // are still read exactly, and nothing else is taken from such a value.
+    for payload in [
+        r#"{"a":tru,"exp":5}"#,
+        r#"{"a":1.2.3,"exp":5}"#,
+        r#"{"a":x y,"exp":5}"#,
+    ] {
+        assert_eq!(decode(payload).unwrap().exp, secs(5), "{payload}");
+    }
 }
 
 #[test]
@@ -414,6 +482,28 @@ fn nesting_too_deep() {
     let mut scratch = vec![0u8; 1024];
     assert_eq!(
         TimeClaims::decode_in(&token(&deep), &mut scratch),
+        Err(DecodeError::TooDeep)
+    );
+    // 16 levels, the top-level object included, are read; 17 are refused before parsing,
+    // because serde-json-core skips nested values by recursion.
+    let nested = |levels: usize| {
+        let inner = levels - 1;
+        format!(
+            r#"{{"x":{}{},"exp":3}}"#,
+            "[".repeat(inner),
+            "]".repeat(inner)
+        )
+    };
+    assert_eq!(decode(&nested(16)).unwrap().exp, secs(3));
+    assert_eq!(decode(&nested(17)), Err(DecodeError::TooDeep));
+    // Brackets inside strings, escaped quotes included, are not nesting.
+    let quoted = format!(r#"{{"x":"\"{}","exp":3}}"#, "[".repeat(100));
+    assert_eq!(decode(&quoted).unwrap().exp, secs(3));
+    // Hostile nesting is refused without parsing, at any depth.
+    let hostile = format!("{{\"x\":{}", "[".repeat(100_000));
+    let mut big = vec![0u8; hostile.len()];
+    assert_eq!(
+        TimeClaims::decode_in(&token(&hostile), &mut big),
         Err(DecodeError::TooDeep)
     );
 }
@@ -477,7 +567,7 @@ fn error_kinds_are_snake_case_variant_names() {
         ),
         (DecodeError::Utf8, "utf8"),
         (DecodeError::NotAnObject, "not_an_object"),
-        (DecodeError::Json { offset: 0 }, "json"),
+        (DecodeError::Json, "json"),
         (DecodeError::TooDeep, "too_deep"),
         (
             DecodeError::DuplicateClaim {

@@ -7,8 +7,8 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::fmt::{self, Write as _};
 
-use base64_std::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64_std::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
 use jwt_refresh::{Claims, DecodeError, TimeClaims};
 
 thread_local! {
@@ -140,7 +140,7 @@ fn cases() -> Vec<Case> {
         c2lnbmF0dXJl"
         .to_owned();
     let full = token(
-        r#"{"iss":"https:\/\/auth.example.com\/","sub":"caf\u00e9 \"q\" \\ \ud83d\ude00","aud":["api","\u0061pp"],"exp":1700000300,"nbf":1.7e9,"iat":1700000000.5,"jti":"t\tn","e\u0078tra":{"roles":["a",{"exp":"nested"}],"n":-1.5e-7,"ok":true,"z":null}}"#,
+        r#"{"iss":"https:\/\/auth.example.com\/","sub":"caf\u00e9 \"q\" \\ \u6771","aud":["api","\u0061pp"],"exp":1700000300,"nbf":1700000000,"iat":1700000000,"jti":"t\tn","e\u0078tra":{"roles":["a",{"exp":"nested","s":"\ud83d\ude00"}],"n":-1.5e-7,"ok":true,"z":null}}"#,
     );
     let big = token(format!(r#"{{"exp":1,"pad":"{}"}}"#, "a".repeat(2100)));
     let medium = token(format!(r#"{{"exp":1,"pad":"{}"}}"#, "a".repeat(100)));
@@ -169,7 +169,7 @@ fn cases() -> Vec<Case> {
         &token(r#"{"exp":5}"#),
         "ok",
     );
-    let errors: [(&str, &str, &str); 17] = [
+    let errors: [(&str, &str, &str); 19] = [
         ("no_dots", "abc", "malformed"),
         ("four_parts", "a.e30.b.c", "malformed"),
         ("jwe", &jwe, "encrypted"),
@@ -179,7 +179,21 @@ fn cases() -> Vec<Case> {
         ("too_large", &big, "too_large"),
         ("not_utf8", &token(b"{\"sub\":\"\xff\"}"), "utf8"),
         ("not_an_object", &token("[1,2]"), "not_an_object"),
-        ("bad_json", &token(r#"{"exp":}"#), "json"),
+        ("bad_json", &token(r#"{"x":}"#), "json"),
+        (
+            "surrogate_pair",
+            &token(r#"{"sub":"\ud83d\ude00"}"#),
+            "json",
+        ),
+        (
+            "non_integer_date",
+            &token(r#"{"exp":1700000000.5}"#),
+            if cfg!(feature = "float-dates") {
+                "ok"
+            } else {
+                "invalid_numeric_date"
+            },
+        ),
         ("too_deep", &deep, "too_deep"),
         (
             "duplicate",

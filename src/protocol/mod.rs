@@ -6,7 +6,10 @@
 
 use core::fmt;
 
-use crate::json::{JsonError, RawStr};
+use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, Visitor};
+use serde_json_core::de::Error as LibError;
+
+use crate::json::{self, Key, RawStr, Seconds, Str};
 use crate::time::Duration;
 
 pub mod oauth2;
@@ -229,12 +232,6 @@ impl fmt::Display for AnswerError {
     }
 }
 
-impl From<JsonError> for AnswerError {
-    fn from(_: JsonError) -> Self {
-        AnswerError::Json
-    }
-}
-
 /// How to react to a failed refresh or login.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
@@ -354,25 +351,244 @@ pub(crate) fn transient_status(status: u16, retry_after: Option<Duration>) -> Op
     }
 }
 
-/// The body as JSON text, or [`AnswerError::Json`].
-pub(crate) fn json_text(body: &[u8]) -> Result<&str, AnswerError> {
-    core::str::from_utf8(body).map_err(|_| AnswerError::Json)
+/// Which member names a success answer uses.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Dialect {
+    /// `access`, `refresh`.
+    SimpleJwt,
+    /// `access_token`, `refresh_token`, `token_type`, `expires_in`.
+    OAuth2,
+}
+
+/// A member of a success answer that the crate reads.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Field {
+    Access,
+    Refresh,
+    TokenType,
+    ExpiresIn,
+}
+
+impl Dialect {
+    fn field(self, key: RawStr<'_>) -> Option<Field> {
+        let names: &[(&str, Field)] = match self {
+            Dialect::SimpleJwt => &[("access", Field::Access), ("refresh", Field::Refresh)],
+            Dialect::OAuth2 => &[
+                ("access_token", Field::Access),
+                ("refresh_token", Field::Refresh),
+                ("token_type", Field::TokenType),
+                ("expires_in", Field::ExpiresIn),
+            ],
+        };
+        names
+            .iter()
+            .find(|(name, _)| key.is(name))
+            .map(|&(_, field)| field)
+    }
+}
+
+/// What the answer visitor learnt while `serde-json-core` read the body: the crate's own
+/// verdict, or the member whose value was being read when the library failed.
+#[derive(Default)]
+struct AnswerContext {
+    error: Option<AnswerError>,
+    current: Option<Field>,
+}
+
+impl AnswerContext {
+    /// Records the crate's verdict and stops the library with an error of its own type.
+    fn fail<E: de::Error>(&mut self, error: AnswerError) -> E {
+        self.error = Some(error);
+        E::custom("")
+    }
+
+    /// The typed error for a failed parse.
+    fn error(&self, lib: LibError) -> AnswerError {
+        if let Some(error) = self.error {
+            return error;
+        }
+        match (self.current, lib) {
+            (Some(Field::Access), LibError::InvalidType) => AnswerError::InvalidToken {
+                token: TokenKind::Access,
+            },
+            (Some(Field::Refresh), LibError::InvalidType) => AnswerError::InvalidToken {
+                token: TokenKind::Refresh,
+            },
+            (Some(Field::TokenType), LibError::InvalidType) => AnswerError::UnsupportedTokenType,
+            // Negative, too large, of the wrong type, or (without `float-dates`) not a whole
+            // number: the library stops after `59` of `59.9`, at the next member.
+            (
+                Some(Field::ExpiresIn),
+                LibError::InvalidType
+                | LibError::InvalidNumber
+                | LibError::ExpectedObjectCommaOrEnd
+                | LibError::CustomError,
+            ) => AnswerError::InvalidExpiresIn,
+            _ => AnswerError::Json,
+        }
+    }
+}
+
+/// Reads a success answer's tokens, borrowed from the body and still escaped.
+pub(crate) fn tokens(body: &[u8], dialect: Dialect) -> Result<Tokens<'_>, AnswerError> {
+    json::check_depth(body).map_err(|_| AnswerError::Json)?;
+    let read = |context: &mut AnswerContext, expires_in_text| {
+        json::parse(
+            body,
+            TokensVisitor {
+                dialect,
+                expires_in_text,
+                context,
+            },
+        )
+    };
+    let mut context = AnswerContext::default();
+    let mut result = read(&mut context, false);
+    // Some servers send `"expires_in": "3600"`. `serde-json-core` cannot read a value whose
+    // type it is not told, so such an answer is read a second time with a string there.
+    // (The library calls a string where it wanted a number `InvalidType`, or with
+    // `float-dates` `InvalidNumber`.)
+    if let (Err(LibError::InvalidType | LibError::InvalidNumber), None, Some(Field::ExpiresIn)) =
+        (&result, context.error, context.current)
+    {
+        context = AnswerContext::default();
+        result = read(&mut context, true);
+    }
+    let tokens = result.map_err(|lib| context.error(lib))?;
+    match tokens.access {
+        Some(access) => Ok(Tokens {
+            access,
+            refresh: tokens.refresh,
+            expires_in: tokens.expires_in,
+        }),
+        None => Err(AnswerError::MissingAccessToken),
+    }
+}
+
+/// A success answer as read, before the access token is required.
+#[derive(Default)]
+struct Members<'b> {
+    access: Option<RawStr<'b>>,
+    refresh: Option<RawStr<'b>>,
+    expires_in: Option<u64>,
+    token_type: bool,
+}
+
+struct TokensVisitor<'x> {
+    dialect: Dialect,
+    /// Read `expires_in` as a string of digits rather than a number.
+    expires_in_text: bool,
+    context: &'x mut AnswerContext,
+}
+
+impl<'de> DeserializeSeed<'de> for TokensVisitor<'_> {
+    type Value = Members<'de>;
+
+    fn deserialize<D: de::Deserializer<'de>>(
+        self,
+        deserializer: D,
+    ) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for TokensVisitor<'_> {
+    type Value = Members<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a token answer")
+    }
+
+    fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Self::Value, M::Error> {
+        let mut members = Members::default();
+        while let Some(Key(key)) = map.next_key()? {
+            self.context.current = self.dialect.field(key);
+            let Some(field) = self.context.current else {
+                map.next_value::<IgnoredAny>()?;
+                continue;
+            };
+            let duplicate = match field {
+                Field::Access => members.access.is_some(),
+                Field::Refresh => members.refresh.is_some(),
+                Field::TokenType => members.token_type,
+                Field::ExpiresIn => members.expires_in.is_some(),
+            };
+            if duplicate {
+                return Err(self.context.fail(AnswerError::DuplicateField));
+            }
+            match field {
+                Field::Access => members.access = Some(map.next_value::<Str<'de>>()?.0),
+                Field::Refresh => members.refresh = Some(map.next_value::<Str<'de>>()?.0),
+                Field::TokenType => {
+                    let Str(kind) = map.next_value()?;
+                    if !kind
+                        .unescaped()
+                        .is_some_and(|t| t.eq_ignore_ascii_case("bearer"))
+                    {
+                        return Err(self.context.fail(AnswerError::UnsupportedTokenType));
+                    }
+                    members.token_type = true;
+                }
+                Field::ExpiresIn => {
+                    let secs = if self.expires_in_text {
+                        let Str(text) = map.next_value()?;
+                        text.unescaped()
+                            .filter(|t| t.bytes().all(|b| b.is_ascii_digit()))
+                            .and_then(|t| t.parse().ok())
+                    } else {
+                        map.next_value::<Seconds>()?.0
+                    };
+                    let secs =
+                        secs.ok_or_else(|| self.context.fail(AnswerError::InvalidExpiresIn))?;
+                    members.expires_in = Some(secs);
+                }
+            }
+        }
+        Ok(members)
+    }
 }
 
 /// The member `key` of a JSON object body (escaped names included), when its value is a plain
 /// string (an error answer's code): one copy for both dialects.
 pub(crate) fn string_member<'b>(body: &'b [u8], key: &str) -> Option<&'b str> {
-    let mut value = None;
-    crate::json::members::<AnswerError>(json_text(body).ok()?, |name, reader| {
-        if name.is(key) && reader.peek_value() == Some(b'"') {
-            value = reader.string()?.unescaped();
-        } else {
-            reader.skip_value()?;
+    json::check_depth(body).ok()?;
+    json::parse(body, Member { key }).ok()??.unescaped()
+}
+
+/// Finds one string member of an object.
+struct Member<'k> {
+    key: &'k str,
+}
+
+impl<'de> DeserializeSeed<'de> for Member<'_> {
+    type Value = Option<RawStr<'de>>;
+
+    fn deserialize<D: de::Deserializer<'de>>(
+        self,
+        deserializer: D,
+    ) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Member<'_> {
+    type Value = Option<RawStr<'de>>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Self::Value, M::Error> {
+        let mut found = None;
+        while let Some(Key(name)) = map.next_key()? {
+            if name.is(self.key) {
+                found = Some(map.next_value::<Str<'de>>()?.0);
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
         }
-        Ok(())
-    })
-    .ok()?;
-    value
+        Ok(found)
+    }
 }
 
 /// Whether `c` may appear in an access token, which goes into an `Authorization` header:
@@ -476,11 +692,11 @@ impl Protocol<'_> {
     ) -> Result<Tokens<'b>, RefreshError> {
         let status = answer.status;
         if (200..300).contains(&status) {
-            let tokens = match self {
-                Protocol::SimpleJwt(_) => simplejwt::tokens(answer.body),
-                Protocol::OAuth2(_) => oauth2::tokens(answer.body),
+            let dialect = match self {
+                Protocol::SimpleJwt(_) => Dialect::SimpleJwt,
+                Protocol::OAuth2(_) => Dialect::OAuth2,
             };
-            return tokens.map_err(RefreshError::BadAnswer);
+            return tokens(answer.body, dialect).map_err(RefreshError::BadAnswer);
         }
         if let Some(transient) = transient_status(status, answer.retry_after) {
             return Err(transient);

@@ -6,12 +6,9 @@
 
 use core::fmt;
 
-use super::write::Writer;
-use super::{
-    json_text, AnswerError, BufferTooSmall, Endpoint, Grant, Method, RefreshError, Request,
-    TokenKind, TokenResponse, Tokens, JSON,
-};
-use crate::json::{self, RawStr};
+use serde::Serialize;
+
+use super::{BufferTooSmall, Endpoint, Grant, Method, RefreshError, Request, TokenResponse, JSON};
 
 /// A SimpleJWT server's paths and, optionally, the credentials to log in with.
 ///
@@ -61,11 +58,10 @@ impl<'c> SimpleJwt<'c> {
         refresh_token: &str,
         buf: &'a mut [u8],
     ) -> Result<Request<'a>, BufferTooSmall> {
-        let mut w = Writer::new(buf);
-        w.str("{\"refresh\":\"");
-        w.json_str(refresh_token);
-        w.str("\"}");
-        Ok(post(self.refresh_path, w.finish()?))
+        let body = RefreshBody {
+            refresh: refresh_token,
+        };
+        Ok(post(self.refresh_path, json_body(&body, buf)?))
     }
 
     /// `POST {login_path}` with `{"username":"..","password":".."}`, or `None` without
@@ -74,15 +70,71 @@ impl<'c> SimpleJwt<'c> {
         &'a self,
         buf: &'a mut [u8],
     ) -> Option<Result<Request<'a>, BufferTooSmall>> {
-        let credentials = self.credentials?;
-        let mut w = Writer::new(buf);
-        w.str("{\"username\":\"");
-        w.json_str(credentials.username);
-        w.str("\",\"password\":\"");
-        w.json_str(credentials.password);
-        w.str("\"}");
-        Some(w.finish().map(|body| post(self.login_path, body)))
+        let Credentials { username, password } = self.credentials?;
+        let body = LoginBody { username, password };
+        Some(json_body(&body, buf).map(|body| post(self.login_path, body)))
     }
+}
+
+/// `{"refresh":"<token>"}`.
+#[derive(Serialize)]
+struct RefreshBody<'a> {
+    refresh: &'a str,
+}
+
+/// `{"username":"..","password":".."}`.
+#[derive(Serialize)]
+struct LoginBody<'a> {
+    username: &'a str,
+    password: &'a str,
+}
+
+/// Serializes `body` into `buf` with `serde_json_core::to_slice`. The library reports only
+/// that the buffer is full, so the size needed is worked out from the strings it escapes.
+fn json_body<'a, T: Serialize + JsonLen>(
+    body: &T,
+    buf: &'a mut [u8],
+) -> Result<&'a [u8], BufferTooSmall> {
+    match serde_json_core::to_slice(body, &mut *buf) {
+        Ok(len) => buf.get(..len).ok_or(BufferTooSmall { needed: len }),
+        Err(_) => Err(BufferTooSmall {
+            needed: body.json_len(),
+        }),
+    }
+}
+
+/// The length of a body as `serde-json-core` writes it.
+trait JsonLen {
+    fn json_len(&self) -> usize;
+}
+
+impl JsonLen for RefreshBody<'_> {
+    fn json_len(&self) -> usize {
+        r#"{"refresh":""}"#
+            .len()
+            .saturating_add(json_str_len(self.refresh))
+    }
+}
+
+impl JsonLen for LoginBody<'_> {
+    fn json_len(&self) -> usize {
+        r#"{"username":"","password":""}"#
+            .len()
+            .saturating_add(json_str_len(self.username))
+            .saturating_add(json_str_len(self.password))
+    }
+}
+
+/// The length of `s` between quotes as `serde-json-core` escapes it: two bytes for `\`, `"`
+/// and the control characters with a short escape, six for the other control characters.
+fn json_str_len(s: &str) -> usize {
+    s.bytes()
+        .map(|b| match b {
+            b'\\' | b'"' | 0x08 | b'\t' | b'\n' | 0x0C | b'\r' => 2,
+            0x00..=0x1F => 6,
+            _ => 1,
+        })
+        .fold(0usize, usize::saturating_add)
 }
 
 fn post<'a>(path: &'a str, body: &'a [u8]) -> Request<'a> {
@@ -108,33 +160,6 @@ pub(crate) fn error(grant: Grant, answer: &TokenResponse<'_>) -> RefreshError {
     }
 }
 
-pub(crate) fn tokens(body: &[u8]) -> Result<Tokens<'_>, AnswerError> {
-    let mut access: Option<RawStr<'_>> = None;
-    let mut refresh: Option<RawStr<'_>> = None;
-    json::members(json_text(body)?, |key, reader| {
-        let (slot, token) = if key.is("access") {
-            (&mut access, TokenKind::Access)
-        } else if key.is("refresh") {
-            (&mut refresh, TokenKind::Refresh)
-        } else {
-            return Ok(reader.skip_value()?);
-        };
-        if slot.is_some() {
-            return Err(AnswerError::DuplicateField);
-        }
-        if reader.peek_value() != Some(b'"') {
-            return Err(AnswerError::InvalidToken { token });
-        }
-        *slot = Some(reader.string()?);
-        Ok(())
-    })?;
-    Ok(Tokens {
-        access: access.ok_or(AnswerError::MissingAccessToken)?,
-        refresh,
-        expires_in: None,
-    })
-}
-
 /// The `code` member of an error body, when it is a plain string.
 fn error_code(body: &[u8]) -> Option<&str> {
     super::string_member(body, "code")
@@ -143,7 +168,9 @@ fn error_code(body: &[u8]) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::json::RawStr;
     use crate::protocol::Protocol;
+    use crate::protocol::{AnswerError, TokenKind, Tokens};
 
     /// The whole answer path, as the session takes it.
     fn parse<'b>(grant: Grant, answer: &TokenResponse<'b>) -> Result<Tokens<'b>, RefreshError> {

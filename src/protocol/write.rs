@@ -1,9 +1,14 @@
-//! Writing request bodies into a caller's buffer: JSON strings, form encoding and base64 for
-//! HTTP Basic, all streamed without temporary buffers.
+//! Writing form-encoded request bodies and HTTP Basic credentials into a caller's buffer,
+//! streamed without temporary buffers (base64 by the `base64` crate, three bytes at a time).
+//! JSON bodies are written by `serde_json_core::to_slice`.
 //!
 //! A [`Writer`] keeps counting past the end of its buffer, so an overflow reports exactly how
 //! many bytes the request needs.
 
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+
+#[cfg(test)]
 use super::BufferTooSmall;
 
 pub(crate) struct Writer<'a> {
@@ -37,28 +42,13 @@ impl<'a> Writer<'a> {
         self.bytes(s.as_bytes());
     }
 
-    /// `s` as the inside of a JSON string (RFC 8259 escapes).
-    pub(crate) fn json_str(&mut self, s: &str) {
-        for &b in s.as_bytes() {
-            match b {
-                b'"' => self.str("\\\""),
-                b'\\' => self.str("\\\\"),
-                0x00..=0x1F => {
-                    self.str("\\u00");
-                    self.byte(hex(b >> 4));
-                    self.byte(hex(b));
-                }
-                _ => self.byte(b),
-            }
-        }
-    }
-
     /// `s` form-encoded (`application/x-www-form-urlencoded`, as RFC 6749 appendix B asks).
     pub(crate) fn form(&mut self, s: &str) {
         form_encode(s, &mut |b| self.byte(b));
     }
 
     /// The bytes written, or how many were needed.
+    #[cfg(test)]
     pub(crate) fn finish(self) -> Result<&'a mut [u8], BufferTooSmall> {
         let needed = self.len;
         self.buf.get_mut(..needed).ok_or(BufferTooSmall { needed })
@@ -93,14 +83,13 @@ pub(crate) fn form_encode(s: &str, out: &mut dyn FnMut(u8)) {
     }
 }
 
-/// Standard base64 with padding, fed one byte at a time (for HTTP Basic credentials).
+/// Standard base64 with padding (RFC 4648 section 4), fed one byte at a time: each group of
+/// three bytes is encoded by the `base64` crate as soon as it is complete.
 pub(crate) struct Base64<'w, 'a> {
     out: &'w mut Writer<'a>,
     group: [u8; 3],
     n: usize,
 }
-
-const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
 impl<'w, 'a> Base64<'w, 'a> {
     pub(crate) fn new(out: &'w mut Writer<'a>) -> Self {
@@ -115,36 +104,27 @@ impl<'w, 'a> Base64<'w, 'a> {
         if let Some(slot) = self.group.get_mut(self.n) {
             *slot = b;
         }
-        self.n += 1;
+        self.n = self.n.saturating_add(1);
         if self.n == 3 {
-            self.emit(4);
-            self.group = [0; 3];
-            self.n = 0;
+            self.emit();
         }
     }
 
-    fn emit(&mut self, chars: usize) {
-        let [a, b, c] = self.group;
-        let sextets = [
-            a >> 2,
-            (a & 0x03) << 4 | b >> 4,
-            (b & 0x0F) << 2 | c >> 6,
-            c & 0x3F,
-        ];
-        for (i, s) in sextets.iter().enumerate() {
-            if i < chars {
-                self.out
-                    .byte(B64.get(usize::from(s & 0x3F)).copied().unwrap_or(b'A'));
-            } else {
-                self.out.byte(b'=');
-            }
-        }
+    /// Encodes the bytes collected so far (with padding when fewer than three) and wipes
+    /// them: they are credentials.
+    #[inline(never)]
+    fn emit(&mut self) {
+        let mut chars = [0u8; 4];
+        let group = self.group.get(..self.n).unwrap_or_default();
+        let len = STANDARD.encode_slice(group, &mut chars).unwrap_or(0);
+        self.out.bytes(chars.get(..len).unwrap_or_default());
+        self.group = [0; 3];
+        self.n = 0;
     }
 
     pub(crate) fn finish(mut self) {
         if self.n > 0 {
-            let chars = self.n + 1;
-            self.emit(chars);
+            self.emit();
         }
     }
 }
@@ -161,14 +141,6 @@ mod tests {
         let mut s = heapless::String::new();
         s.push_str(core::str::from_utf8(out).unwrap()).unwrap();
         s
-    }
-
-    #[test]
-    fn json_escaping() {
-        assert_eq!(
-            written(|w| w.json_str("a\"b\\c\n\u{1}é")),
-            "a\\\"b\\\\c\\u000A\\u0001é"
-        );
     }
 
     #[test]
