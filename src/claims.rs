@@ -82,10 +82,27 @@ impl ClaimName {
 
     /// Recognises a member key, escapes included (`"e\u0078p"` is `exp`).
     fn from_key(key: RawStr<'_>) -> Option<ClaimName> {
-        ClaimName::ALL
-            .iter()
-            .copied()
-            .find(|claim| key.is(claim.as_str()))
+        match key.unescaped() {
+            Some(plain) => ClaimName::from_plain(plain),
+            None => ClaimName::ALL
+                .iter()
+                .copied()
+                .find(|claim| key.is(claim.as_str())),
+        }
+    }
+
+    /// Recognises an unescaped member key (one `match`, compiled to a length switch).
+    fn from_plain(key: &str) -> Option<ClaimName> {
+        Some(match key {
+            "exp" => ClaimName::Exp,
+            "nbf" => ClaimName::Nbf,
+            "iat" => ClaimName::Iat,
+            "iss" => ClaimName::Iss,
+            "sub" => ClaimName::Sub,
+            "jti" => ClaimName::Jti,
+            "aud" => ClaimName::Aud,
+            _ => return None,
+        })
     }
 
     const fn bit(self) -> u8 {
@@ -374,15 +391,13 @@ fn decode_string<const S: usize>(
     claim: ClaimName,
     out: &mut String<S>,
 ) -> Result<(), DecodeError> {
+    let too_long = DecodeError::ClaimTooLong { claim, capacity: S };
+    if let Some(plain) = raw.unescaped() {
+        return out.push_str(plain).map_err(|_| too_long);
+    }
     // An invalid escape (or a UTF-16 surrogate pair, which `serde-json-core` refuses) is not
     // JSON the library reads; a long string is the claim's own error.
-    raw.try_for_each_char(
-        |c| {
-            out.push(c)
-                .map_err(|_| DecodeError::ClaimTooLong { claim, capacity: S })
-        },
-        DecodeError::Json,
-    )
+    raw.try_for_each_char(|c| out.push(c).map_err(|_| too_long), DecodeError::Json)
 }
 
 /// base64url (RFC 4648 section 5): padding optional but never more than the canonical amount,
@@ -394,7 +409,7 @@ const BASE64URL: GeneralPurpose = GeneralPurpose::new(
         .with_decode_padding_mode(DecodePaddingMode::Indifferent),
 );
 
-/// Splits the token, base64url-decodes its payload into `scratch` and checks it is UTF-8.
+/// Splits the token and base64url-decodes its payload into `scratch`.
 fn decode_payload<'s>(token: &str, scratch: &'s mut [u8]) -> Result<&'s [u8], DecodeError> {
     let payload = payload_segment(token)?;
     // The decoded length, from the characters before any padding, so that a payload that
@@ -413,27 +428,28 @@ fn decode_payload<'s>(token: &str, scratch: &'s mut [u8]) -> Result<&'s [u8], De
     let written = BASE64URL
         .decode_slice(payload, out)
         .map_err(|_| DecodeError::Base64)?;
-    let bytes = out.get(..written).ok_or(DecodeError::Base64)?;
-    core::str::from_utf8(bytes).map_err(|_| DecodeError::Utf8)?;
-    Ok(bytes)
+    // UTF-8 is checked by `serde-json-core` in every string, where any non-ASCII byte of a
+    // valid payload must be; one elsewhere is a syntax error.
+    out.get(..written).ok_or(DecodeError::Base64)
 }
 
 /// The payload segment of a compact JWS (between the first and the second of exactly two
 /// dots), or the error for another shape.
 fn payload_segment(token: &str) -> Result<&[u8], DecodeError> {
-    let bytes = token.as_bytes();
-    let mut dots = bytes
-        .iter()
-        .enumerate()
-        .filter_map(|(at, &b)| (b == b'.').then_some(at));
-    let (first, second) = (dots.next(), dots.next());
-    match (first, second, dots.count()) {
-        (Some(first), Some(second), 0) => Ok(bytes
-            .get(first.saturating_add(1)..second)
-            .unwrap_or_default()),
-        (Some(_), Some(_), 2) => Err(DecodeError::Encrypted),
-        (first, second, more) => Err(DecodeError::Malformed {
-            segments: 1 + usize::from(first.is_some()) + usize::from(second.is_some()) + more,
+    // `str::find` looks for an ASCII byte a word at a time.
+    let Some(first) = token.find('.') else {
+        return Err(DecodeError::Malformed { segments: 1 });
+    };
+    let after = token.get(first.saturating_add(1)..).unwrap_or_default();
+    let Some(length) = after.find('.') else {
+        return Err(DecodeError::Malformed { segments: 2 });
+    };
+    let (payload, rest) = after.split_at_checked(length).unwrap_or_default();
+    match rest.bytes().filter(|&b| b == b'.').count() {
+        1 => Ok(payload.as_bytes()),
+        3 => Err(DecodeError::Encrypted),
+        dots => Err(DecodeError::Malformed {
+            segments: dots.saturating_add(2),
         }),
     }
 }
@@ -464,6 +480,7 @@ impl Context {
         }
         let claim = self.current;
         match (claim, lib) {
+            (_, LibError::InvalidUnicodeCodePoint) => DecodeError::Utf8,
             (None, LibError::InvalidType) => DecodeError::NotAnObject,
             // A date that is not a whole number of seconds, of the wrong type, negative or
             // too large; without `float-dates` the library stops after the integer part of

@@ -309,7 +309,10 @@ fn refresh_answers(oauth: bool) -> Vec<String> {
             let access = mint("access", at, LIFETIME, i + 1);
             let refresh = (i % 2 == 0).then(|| mint("refresh", at, 86_400, i + 1));
             match (oauth, refresh) {
-                (false, Some(r)) => format!(r#"{{"access":"{access}","refresh":"{r}"}}"#),
+                // An unknown member with a surrogate pair and a lenient literal: skipped.
+                (false, Some(r)) => format!(
+                    r#"{{"access":"{access}","refresh":"{r}","note":"\ud83d\ude00","x":tru}}"#
+                ),
                 (false, None) => format!(r#"{{"access":"{access}"}}"#),
                 (true, Some(r)) => format!(
                     r#"{{"access_token":"{access}","token_type":"Bearer","expires_in":{LIFETIME},"refresh_token":"{r}","scope":"telemetry read"}}"#
@@ -332,6 +335,21 @@ fn bad_answers() -> Vec<(u16, String)> {
         (
             200,
             r#"{"access_token":"a\r\nX: 1","token_type":"Bearer"}"#.into(),
+        ),
+        // serde-json-core's limits (README): valid JSON nested 17 levels, a surrogate pair in a
+        // token, a fractional `expires_in` without `float-dates`.
+        (
+            200,
+            format!(r#"{{"x":{}{}}}"#, "[".repeat(16), "]".repeat(16)),
+        ),
+        (
+            200,
+            r#"{"access":"\ud83d\ude00","access_token":"\ud83d\ude00"}"#.into(),
+        ),
+        #[cfg(not(feature = "float-dates"))]
+        (
+            200,
+            r#"{"access_token":"a.b.c","token_type":"Bearer","expires_in":1.5}"#.into(),
         ),
     ]
 }

@@ -838,3 +838,165 @@ fn provisioned_tokens_trust_the_wall_clock_over_their_age() {
     assert_eq!(s.handle_api_status(t(1001), id, 401), ApiVerdict::Retry);
     assert!(matches!(poll(&mut s, t(1001)), Said::Refresh(_)));
 }
+
+// ---------------------------------------------------------------------------------------------
+// serde-json-core's limits (README): a payload the library cannot read carries no claims, and
+// `expires_in` or the API's 401 decides. None of them sends a token the crate knows to be
+// expired, loses a refresh token, or panics (allocations: tests/no_alloc_session.rs).
+// ---------------------------------------------------------------------------------------------
+
+/// A token issued at session second `at` whose payload is `extra` claims plus `exp` written as
+/// `exp_text` (for example `1700000300.5`), so that the JSON is exactly as a server wrote it.
+fn mint_raw(at: u64, exp_text: &str, extra: &str) -> String {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine as _;
+    let payload = format!(
+        r#"{{"token_type":"access","iat":{},"exp":{exp_text}{extra}}}"#,
+        EPOCH + at
+    );
+    format!(
+        "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.{}.c2ln",
+        URL_SAFE_NO_PAD.encode(payload)
+    )
+}
+
+/// Access tokens whose claims this build cannot read, each with its true expiry at 300 s.
+fn unreadable_access_tokens(at: u64) -> Vec<(&'static str, String)> {
+    let exp = EPOCH + at + 300;
+    let deep = format!(r#","x":{}{}"#, "[".repeat(16), "]".repeat(16));
+    let mut tokens = vec![("nested 17 levels", mint_raw(at, &exp.to_string(), &deep))];
+    if !cfg!(feature = "float-dates") {
+        tokens.push(("fractional exp", mint_raw(at, &format!("{exp}.5"), "")));
+        tokens.push((
+            "exp with an exponent",
+            mint_raw(at, &format!("{exp}e0"), ""),
+        ));
+    }
+    tokens
+}
+
+#[test]
+fn unreadable_claims_are_scheduled_from_expires_in() {
+    for (what, access) in unreadable_access_tokens(0) {
+        let mut s = S::new(Protocol::OAuth2(OAuth2::default()), no_jitter());
+        s.set_refresh_token(t(0), "opaque-refresh", None).unwrap();
+        assert!(matches!(poll(&mut s, t(0)), Said::Refresh(_)), "{what}");
+        let answer = format!(
+            r#"{{"access_token":"{access}","token_type":"Bearer","expires_in":300,"refresh_token":"rotated"}}"#
+        );
+        s.handle_token_response(t(0), None, &ok(&answer)).unwrap();
+        assert_eq!(
+            poll(&mut s, t(0)),
+            Said::Persist("rotated".into()),
+            "{what}"
+        );
+        s.handle_persisted(true);
+        // `expires_in` alone schedules it: the token dies at 299 s (300 s less the floored
+        // second) and a refresh is asked for before then.
+        assert_eq!(poll(&mut s, t(250)), bearer(&access), "{what}");
+        let (asked, said) = (250_000..299_000)
+            .step_by(100)
+            .map(ms)
+            .map(|at| (at, poll(&mut s, at)))
+            .find(|(_, said)| *said != bearer(&access))
+            .unwrap_or_else(|| panic!("{what}: no refresh before expiry"));
+        assert_eq!(
+            said,
+            Said::Refresh("grant_type=refresh_token&refresh_token=rotated".into()),
+            "{what}"
+        );
+        // The refresh fails: the still-valid token is sent during the backoff, and from 299 s
+        // on it is never sent again.
+        s.handle_no_answer(asked).unwrap();
+        let during_backoff = asked.saturating_add(Duration::from_millis(500));
+        assert_eq!(poll(&mut s, during_backoff), bearer(&access), "{what}");
+        for at in (299_000..310_000).step_by(250).map(ms) {
+            assert!(
+                !matches!(poll(&mut s, at), Said::Send(_)),
+                "{what}: sent at {at}, after expires_in"
+            );
+        }
+    }
+}
+
+#[test]
+fn unreadable_claims_without_expires_in_are_used_until_a_401() {
+    for (what, access) in unreadable_access_tokens(0) {
+        let mut s = S::new(simplejwt_login(), no_jitter());
+        assert!(matches!(poll(&mut s, t(0)), Said::Login(_)), "{what}");
+        let refresh = mint("refresh", 0, 86_400);
+        s.handle_token_response(t(0), None, &ok(&login_answer(&access, &refresh)))
+            .unwrap();
+        assert_eq!(poll(&mut s, t(0)), Said::Persist(refresh.clone()), "{what}");
+        s.handle_persisted(true);
+        // No readable expiry and no `expires_in`: reactive only, no refresh loop...
+        let id = send_id(&mut s, t(100), &access);
+        assert_eq!(s.handle_api_status(t(100), id, 200), ApiVerdict::Done);
+        assert_eq!(s.poll_timeout(), None, "{what}");
+        // ...until the server says the token expired: one refresh, with the kept refresh
+        // token, and one retry.
+        let id = send_id(&mut s, t(301), &access);
+        assert_eq!(s.handle_api_status(t(301), id, 401), ApiVerdict::Retry);
+        assert_eq!(
+            poll(&mut s, t(301)),
+            Said::Refresh(format!(r#"{{"refresh":"{refresh}"}}"#)),
+            "{what}"
+        );
+        let fresh = mint("access", 301, 300);
+        s.handle_token_response(t(301), None, &ok(&format!(r#"{{"access":"{fresh}"}}"#)))
+            .unwrap();
+        assert_eq!(poll(&mut s, t(301)), bearer(&fresh), "{what}");
+    }
+}
+
+#[test]
+fn what_the_library_skips_leniently_never_costs_a_rotated_refresh_token() {
+    // An unknown member with a UTF-16 surrogate pair (never unescaped) and one with a bare word
+    // (skipped unchecked): the answer is read and the rotated refresh token persisted.
+    let mut s = S::new(simplejwt_login(), no_jitter());
+    let (_, refresh) = logged_in(&mut s, 0, 300);
+    assert_eq!(
+        poll(&mut s, t(271)),
+        Said::Refresh(format!(r#"{{"refresh":"{refresh}"}}"#))
+    );
+    let (access2, refresh2) = (mint("access", 271, 300), mint("refresh", 271, 86_400));
+    let answer = format!(
+        r#"{{"detail":"\ud83d\ude00","flag":tru,"access":"{access2}","refresh":"{refresh2}"}}"#
+    );
+    s.handle_token_response(t(271), None, &ok(&answer)).unwrap();
+    assert_eq!(poll(&mut s, t(271)), Said::Persist(refresh2));
+    s.handle_persisted(true);
+    assert_eq!(poll(&mut s, t(272)), bearer(&access2));
+}
+
+#[test]
+fn answers_the_library_cannot_read_keep_the_tokens() {
+    // Valid JSON the crate refuses: nested deeper than 16 levels, and a token with a surrogate
+    // pair (a fractional `expires_in` is the OAuth 2.0 unit tests' and
+    // tests/no_alloc_session.rs's). Each is a retry-later failure; the old tokens stay in use
+    // and the refresh token is offered again.
+    let bodies = [
+        format!(
+            r#"{{"access":"a.b.c","x":{}{}}}"#,
+            "[".repeat(16),
+            "]".repeat(16)
+        ),
+        r#"{"access":"\ud83d\ude00.b.c"}"#.to_owned(),
+    ];
+    for body in &bodies {
+        let mut s = S::new(simplejwt_login(), no_jitter());
+        let (access, refresh) = logged_in(&mut s, 0, 300);
+        assert!(matches!(poll(&mut s, t(271)), Said::Refresh(_)));
+        let err = s
+            .handle_token_response(t(271), None, &ok(body))
+            .unwrap_err();
+        assert_eq!(err.class(), FailureClass::RetryLater, "{body:.60}");
+        assert_eq!(poll(&mut s, ms(271_500)), bearer(&access), "{body:.60}");
+        s.reset();
+        assert_eq!(
+            poll(&mut s, t(290)),
+            Said::Refresh(format!(r#"{{"refresh":"{refresh}"}}"#)),
+            "{body:.60}"
+        );
+    }
+}

@@ -204,6 +204,38 @@ mod tests {
     }
 
     #[test]
+    fn needed_is_exact_for_every_escape() {
+        // The size reported when the buffer is full equals what `to_slice` writes, for every
+        // kind of escape it uses.
+        for password in [
+            "",
+            "plain",
+            "q\"b\\",
+            "\u{8}\t\n\u{c}\r",
+            "\u{0}\u{1f}\u{7f}",
+            "zoë 東",
+        ] {
+            let p = SimpleJwt {
+                credentials: Some(Credentials {
+                    username: "u\"",
+                    password,
+                }),
+                ..SimpleJwt::default()
+            };
+            let mut big = [0u8; 256];
+            let written = p.login_request(&mut big).unwrap().unwrap().body.len();
+            let mut small = [0u8; 8];
+            let Some(Err(BufferTooSmall { needed })) = p.login_request(&mut small) else {
+                panic!("{password:?} fitted 8 bytes");
+            };
+            assert_eq!(needed, written, "{password:?}");
+            let mut exact = [0u8; 256];
+            assert!(p.login_request(&mut exact[..needed]).unwrap().is_ok());
+            assert!(p.login_request(&mut exact[..needed - 1]).unwrap().is_err());
+        }
+    }
+
+    #[test]
     fn login_body_escapes_credentials() {
         let p = SimpleJwt {
             credentials: Some(Credentials {
