@@ -428,8 +428,9 @@ fn decode_payload<'s>(token: &str, scratch: &'s mut [u8]) -> Result<&'s [u8], De
     let written = BASE64URL
         .decode_slice(payload, out)
         .map_err(|_| DecodeError::Base64)?;
-    // UTF-8 is checked by `serde-json-core` in every string, where any non-ASCII byte of a
-    // valid payload must be; one elsewhere is a syntax error.
+    // UTF-8 is checked by `serde-json-core` in every string it reads, where any non-ASCII
+    // byte of a valid payload must be. A byte inside a skipped number or literal is not checked
+    // (the library skips those leniently), but nothing is taken from such a value.
     out.get(..written).ok_or(DecodeError::Base64)
 }
 

@@ -1,8 +1,13 @@
 //! Puts `memory.x` where cortex-m-rt's `link.x` finds it, adds defmt's linker script when the
-//! `defmt` feature is on, and writes the scripted server's precomputed tokens (`tokens.rs`).
+//! `defmt` feature is on, sets the `crate_calls` and `telemetry` cfgs from the image's feature
+//! (see Cargo.toml), and writes the scripted server's precomputed tokens and the stack cases of
+//! the claims decoder (`tokens.rs`).
 //!
 //! The client never verifies signatures, so the tokens are well-formed SimpleJWT-style JWTs
 //! with a fixed fake signature, and opaque OAuth 2.0 tokens. Everything is deterministic.
+//!
+//! The deepest stack case nests exactly as deep as the crate allows: its depth is read from
+//! `MAX_DEPTH` in the crate's `src/json.rs`, so the worst case follows the limit if it changes.
 
 use std::env;
 use std::fmt::Write as _;
@@ -24,12 +29,60 @@ fn main() {
     if env::var_os("CARGO_FEATURE_DEFMT").is_some() {
         println!("cargo:rustc-link-arg=-Tdefmt.x");
     }
-    fs::write(out.join("tokens.rs"), tokens()).expect("write tokens.rs");
+    image_cfgs();
+    let max_depth = max_depth();
+    let mut generated = tokens();
+    generated.push_str(&stack_cases(max_depth));
+    fs::write(out.join("tokens.rs"), generated).expect("write tokens.rs");
     // The opt-level, for the firmware's first line of output.
     let opt = env::var("OPT_LEVEL").unwrap_or_default();
     println!("cargo:rustc-env=FIRMWARE_OPT_LEVEL={opt}");
     println!("cargo:rerun-if-changed=memory.x");
     println!("cargo:rerun-if-changed=build.rs");
+    println!("cargo:rerun-if-changed={JSON_RS}");
+}
+
+/// The crate's source that holds `MAX_DEPTH`, from this folder.
+const JSON_RS: &str = "../../src/json.rs";
+
+/// The image's features, as two cfgs: `crate_calls` (the firmware calls jwt-refresh: not in
+/// the `baseline` and `baseline-libs` images) and `telemetry` (the firmware uses serde-json-core
+/// and base64 for its own data: not in the `baseline` and `no-libs` images).
+fn image_cfgs() {
+    let on = |feature: &str| env::var_os(format!("CARGO_FEATURE_{feature}")).is_some();
+    let images = [on("BASELINE"), on("BASELINE_LIBS"), on("NO_LIBS")];
+    if images.iter().filter(|&&on| on).count() > 1 {
+        panic!("enable at most one of the features `baseline`, `baseline-libs` and `no-libs`");
+    }
+    let [baseline, baseline_libs, no_libs] = images;
+    println!("cargo:rustc-check-cfg=cfg(crate_calls)");
+    println!("cargo:rustc-check-cfg=cfg(telemetry)");
+    if !baseline && !baseline_libs {
+        println!("cargo:rustc-cfg=crate_calls");
+    }
+    if !baseline && !no_libs {
+        println!("cargo:rustc-cfg=telemetry");
+    }
+}
+
+/// `MAX_DEPTH` of the crate's JSON reader (the nesting it accepts, the top-level object
+/// included).
+fn max_depth() -> usize {
+    let source = fs::read_to_string(JSON_RS).expect("read the crate's src/json.rs");
+    source
+        .lines()
+        .find_map(|line| {
+            let rest = line
+                .trim()
+                .strip_prefix("pub(crate) const MAX_DEPTH: usize =")?;
+            rest.trim()
+                .trim_end_matches(';')
+                .trim()
+                .replace('_', "")
+                .parse()
+                .ok()
+        })
+        .expect("src/json.rs declares `pub(crate) const MAX_DEPTH: usize = N;`")
 }
 
 /// A deterministic pseudo-random stream (SplitMix64), for jti values and fake signatures.
@@ -64,6 +117,75 @@ fn b64url(data: &[u8]) -> String {
         }
     }
     out
+}
+
+/// A compact JWS with an HS256-style header, `payload` and a fake signature.
+fn jws(payload: &str, seed: u64) -> String {
+    format!(
+        "{}.{}.{}",
+        b64url(br#"{"alg":"HS256","typ":"JWT"}"#),
+        b64url(payload.as_bytes()),
+        b64url(&bytes(seed, 32))
+    )
+}
+
+/// A payload whose member `x` nests `depth` levels of arrays or objects (the top-level object
+/// included, as the crate's depth guard counts) with a string at the bottom, then the time
+/// claims and a `jti`.
+fn nested_payload(depth: usize, objects: bool, exp: u64) -> String {
+    let inner = depth - 1;
+    let (open, close) = if objects {
+        (r#"{"x":"#, "}")
+    } else {
+        ("[", "]")
+    };
+    format!(
+        r#"{{"x":{}"bottom"{},"exp":{exp},"iat":{},"jti":"nested"}}"#,
+        open.repeat(inner),
+        close.repeat(inner),
+        exp - ACCESS_LIFETIME
+    )
+}
+
+/// The tokens of the claims decoder's stack cases: a payload with escaped strings and an `aud`
+/// array, payloads nested to the limit (arrays, objects), to half the limit (for the cost of a
+/// level), and one level past it (refused before parsing).
+fn stack_cases(max_depth: usize) -> String {
+    let exp = EPOCH + ACCESS_LIFETIME;
+    // One raw literal: `concat!` would hand `format!` the escapes decoded.
+    let escaped = format!(
+        r#"{{"token_type":"access","exp":{exp},"iat":{iat},"iss":"https:\/\/auth.example.com\/realms\/d\u0065vices","sub":"device\u002d7 \"greenhouse\"","aud":["api.example.com","telemetry\/v2","\u006fta"],"jti":"9f2c\u0034e1d","note":"tab\tand \\ backslash"}}"#,
+        iat = exp - ACCESS_LIFETIME
+    );
+    let half = max_depth / 2;
+    let cases = [
+        ("CLAIMS_ESCAPED", escaped),
+        ("CLAIMS_DEEP_ARRAYS", nested_payload(max_depth, false, exp)),
+        ("CLAIMS_DEEP_OBJECTS", nested_payload(max_depth, true, exp)),
+        ("CLAIMS_HALF_ARRAYS", nested_payload(half, false, exp)),
+        ("CLAIMS_TOO_DEEP", nested_payload(max_depth + 1, false, exp)),
+    ];
+    let mut s = String::from("\n// The claims decoder's stack cases.\n\n");
+    writeln!(
+        s,
+        "/// `MAX_DEPTH` in the crate's `src/json.rs` when this was built."
+    )
+    .unwrap();
+    writeln!(s, "pub const MAX_DEPTH: usize = {max_depth};").unwrap();
+    writeln!(s, "/// The depth of `CLAIMS_HALF_ARRAYS`.").unwrap();
+    writeln!(s, "pub const HALF_DEPTH: usize = {half};").unwrap();
+    writeln!(s, "/// `exp` of every stack case.").unwrap();
+    writeln!(s, "pub const CASE_EXP: u64 = {exp};\n").unwrap();
+    for (i, (name, payload)) in cases.iter().enumerate() {
+        writeln!(s, "/// Payload: `{}`", payload.replace('`', "'")).unwrap();
+        writeln!(
+            s,
+            "pub const {name}: &str = {:?};",
+            jws(payload, 0x5ac << 32 | i as u64)
+        )
+        .unwrap();
+    }
+    s
 }
 
 fn jwt(kind: &str, i: usize) -> (String, String, u64, u64) {

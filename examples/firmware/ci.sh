@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # CI for the firmware example: builds it for the Cortex-M3 and runs it under QEMU with a
-# timeout (it must exit 0 after checking the whole scripted sequence), proves that a deliberate
-# mismatch fails the run, builds and runs the defmt variant (decoded with defmt-print), and
-# checks flash and stack against ./budget with size-report.sh.
+# timeout (it must exit 0 after checking the whole scripted sequence, its own JSON and base64
+# telemetry and the claims decoders' stack cases), proves that a deliberate mismatch fails the
+# run (built with `panic-location` too, so that feature keeps compiling), builds and runs the
+# defmt variant (decoded with defmt-print), and checks flash and stack against ./budget with
+# size-report.sh (which builds the full, no-libs, baseline-libs and baseline images).
 #
 # Installs what it needs on a fresh Debian machine with the Rust toolchain: the
 # thumbv7m-none-eabi target and llvm-tools with rustup, qemu-system-arm with apt-get
@@ -57,11 +59,12 @@ cat "$LOGS/run.txt"
 [[ $status == 124 ]] && fail "QEMU timed out after $QEMU_TIMEOUT s"
 [[ $status == 0 ]] || fail "the firmware exited with status $status"
 grep -q '^PASS: all [0-9]* decisions matched' "$LOGS/run.txt" || fail "no PASS line"
+grep -q '^telemetry: reading {' "$LOGS/run.txt" || fail "no telemetry reading"
 # The README's command does the same through the runner in .cargo/config.toml.
 timeout "$QEMU_TIMEOUT" cargo run --release >/dev/null 2>&1 || fail "cargo run --release failed"
 
 step "a deliberate mismatch must fail the run (status 1)"
-cargo build --release --features deliberate-mismatch
+cargo build --release --features deliberate-mismatch,panic-location
 status=0
 timeout "$QEMU_TIMEOUT" "${QEMU[@]}" "$ELF" >"$LOGS/mismatch.txt" 2>&1 || status=$?
 grep -E '^(!!|   expected:|FAIL)' "$LOGS/mismatch.txt" || true

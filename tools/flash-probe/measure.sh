@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Builds every flash-probe variant (baseline, decode, times, f64) at opt-level "z" and "s" and
-# prints a table of their section sizes, with the growth of .text+.rodata over the baseline
-# built at the same opt-level, then the largest symbols of the `decode` variant.
+# Builds every flash-probe variant (baseline, decode, times, decode-float, times-float, f64) at
+# opt-level "z" and "s" and prints a table of their section sizes, with the growth of
+# .text+.rodata over the baseline built at the same opt-level, then the largest symbols of the
+# `decode` variant. decode-float and times-float are decode and times with jwt-refresh's
+# `float-dates` feature; f64 is `str::parse::<f64>` alone.
 #
 # Usage: tools/flash-probe/measure.sh            (from anywhere)
 # Environment:
@@ -16,7 +18,10 @@ TARGET=${TARGET:-thumbv7em-none-eabihf}
 TOP=${TOP:-15}
 TARGET_DIR=$HERE/target
 OUT=$TARGET_DIR/measure
-VARIANTS=(baseline decode times f64)
+VARIANTS=(baseline decode times decode-float times-float f64)
+# variant -> its Cargo features (Cargo.toml)
+declare -A FEATURES=([baseline]="" [decode]=decode [times]=times [decode-float]=decode,float-dates
+    [times-float]=times,float-dates [f64]=f64)
 # opt-level -> cargo profile (both in Cargo.toml)
 OPTS=(z s)
 declare -A PROFILE=([z]=release [s]=release-s)
@@ -66,7 +71,7 @@ find_tools() {
 
 build() { # opt variant -> path of a copy of the ELF
     local opt=$1 variant=$2 profile=${PROFILE[$1]} features=()
-    [[ $variant == baseline ]] || features=(--features "$variant")
+    [[ -z ${FEATURES[$variant]} ]] || features=(--features "${FEATURES[$variant]}")
     cargo build --quiet --profile "$profile" --target "$TARGET" --target-dir "$TARGET_DIR" \
         "${features[@]}" >&2
     mkdir -p "$OUT"
@@ -107,20 +112,21 @@ done
 
 echo "flash-probe: $TARGET, $(rustc --version)"
 echo "cortex-m-rt $(version_of cortex-m-rt), panic-halt $(version_of panic-halt)," \
-    "jwt-refresh $(version_of jwt-refresh) (path ../..)"
+    "jwt-refresh $(version_of jwt-refresh) (path ../..), serde-json-core" \
+    "$(version_of serde-json-core), base64 $(version_of base64)"
 echo "sizes by $SIZE ($("$SIZE" --version | grep -m1 -oE '(LLVM version|GNU size).*'))"
 echo "lto = true, codegen-units = 1, panic = abort (panic-halt); delta = .text+.rodata - baseline"
 echo
-printf '| %-3s | %-8s | %6s | %7s | %5s | %4s | %11s | %7s |\n' \
+printf '| %-3s | %-12s | %6s | %7s | %5s | %4s | %11s | %7s |\n' \
     opt variant .text .rodata .data .bss text+rodata delta
-printf '|-----|----------|-------:|--------:|------:|-----:|------------:|--------:|\n'
+printf '|-----|--------------|-------:|--------:|------:|-----:|------------:|--------:|\n'
 for opt in "${OPTS[@]}"; do
     base=
     for variant in "${VARIANTS[@]}"; do
         read -r text rodata data bss < <(sections "${ELF[$opt-$variant]}")
         flash=$((text + rodata))
         [[ -n $base ]] || base=$flash
-        printf '| %-3s | %-8s | %6d | %7d | %5d | %4d | %11d | %+7d |\n' \
+        printf '| %-3s | %-12s | %6d | %7d | %5d | %4d | %11d | %+7d |\n' \
             "$opt" "$variant" "$text" "$rodata" "$data" "$bss" "$flash" $((flash - base))
     done
 done

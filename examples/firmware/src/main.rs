@@ -4,34 +4,22 @@
 //! it saw against the expected sequence and exits through semihosting with status 0 only when
 //! all matched, 1 otherwise (101 on a panic, 102 on a HardFault).
 //!
-//! It also measures what the crate costs: the peak stack below the caller (by painting the
-//! stack), the `size_of` of the session and client, and, through `size-report.sh`, the flash
-//! the crate adds against the `baseline` build of this firmware.
+//! It also uses serde-json-core and base64 for its own data, as a device that already speaks
+//! JSON would (`telemetry`), and measures what the crate costs: the peak stack below the caller
+//! (by painting the stack) of `Client::send` and of the claims decoders on worst-case payloads
+//! (`decode`), the `size_of` of the session and client, and, through `size-report.sh`, the
+//! flash the crate adds against the images built without it (features `baseline`,
+//! `baseline-libs` and `no-libs`, turned into the `crate_calls` and `telemetry` cfgs by
+//! build.rs).
 
 #![no_std]
 #![no_main]
-// The `baseline` build leaves the crate-facing half of the script unused.
-#![cfg_attr(feature = "baseline", allow(unused))]
+// The images without the crate's calls leave the crate-facing half of the script unused.
+#![cfg_attr(not(crate_calls), allow(unused))]
 
 use core::mem::size_of;
 
 use cortex_m_rt::{entry, exception, ExceptionFrame};
-
-mod script;
-mod server;
-mod sim;
-mod stack;
-mod store;
-#[allow(dead_code)]
-mod tokens {
-    include!(concat!(env!("OUT_DIR"), "/tokens.rs"));
-}
-
-// The critical-section implementation (single core) that defmt-semihosting takes.
-use cortex_m as _;
-// The defmt build sends its log frames (the crate's and the firmware's) over semihosting.
-#[cfg(feature = "defmt")]
-use defmt_semihosting as _;
 
 /// One line of output: text over semihosting, or a defmt frame in the `defmt` build (text
 /// would corrupt the frames).
@@ -43,6 +31,25 @@ macro_rules! say {
 macro_rules! say {
     ($($arg:tt)*) => { defmt::println!($($arg)*) };
 }
+
+mod decode;
+mod script;
+mod server;
+mod sim;
+mod stack;
+mod store;
+#[cfg(telemetry)]
+mod telemetry;
+#[allow(dead_code)]
+mod tokens {
+    include!(concat!(env!("OUT_DIR"), "/tokens.rs"));
+}
+
+// The critical-section implementation (single core) that defmt-semihosting takes.
+use cortex_m as _;
+// The defmt build sends its log frames (the crate's and the firmware's) over semihosting.
+#[cfg(feature = "defmt")]
+use defmt_semihosting as _;
 
 use sim::{Event, Log, Outcome, SimClock};
 use store::FlashPage;
@@ -76,8 +83,14 @@ fn main() -> ! {
         }
     );
 
+    // The firmware's own JSON and base64 (not in the `baseline` and `no-libs` images).
+    #[cfg(telemetry)]
+    let telemetry_ok = telemetry::run();
+    #[cfg(not(telemetry))]
+    let telemetry_ok = true;
+
     // The client: everything below `run`'s frame is the client's stack and its callbacks'.
-    // (The `baseline` build runs the harness alone instead: see `script::run`.)
+    // (The images without the crate's calls run the harness alone instead: see `script::run`.)
     stack::paint();
     let run = script::run(&clock, &log, &mut page_a, &mut page_b);
     let lowest = stack::lowest_touched();
@@ -87,11 +100,19 @@ fn main() -> ! {
     let total = stack::top().saturating_sub(lowest);
     let caller_frames = stack::top().saturating_sub(run.caller_sp);
 
-    // The full claims decoder with its default 1 KiB stack scratch buffer.
-    stack::paint();
-    let claims_sp = stack::sp();
-    let claims_ok = decode_claims();
-    let claims_peak = claims_sp.saturating_sub(stack::lowest_touched());
+    // The claims decoders with their default 1 KiB stack scratch buffer, case by case: the
+    // decoder's frame is the first below this one.
+    let mut decode_peaks = [0usize; decode::CASES.len()];
+    let mut decode_failed = None;
+    for (case, peak) in decode::CASES.iter().zip(decode_peaks.iter_mut()) {
+        stack::paint();
+        let sp = stack::sp();
+        let ok = decode::run(case);
+        *peak = sp.saturating_sub(stack::lowest_touched());
+        if !ok && decode_failed.is_none() {
+            decode_failed = Some(case.what);
+        }
+    }
 
     // The harness's callbacks alone (the scripted server, store and delay), for comparison.
     let harness_log = Log::new();
@@ -118,9 +139,42 @@ fn main() -> ! {
         say!("  the deepest point is inside the crate, not in a callback: the client peak is the crate's own");
     }
     say!(
-        "  measure stack_claims_decode_peak={} (Claims::decode with its default 1 KiB scratch)",
-        claims_peak
+        "claims decoders, default 1 KiB scratch (MAX_DEPTH = {} nesting levels):",
+        tokens::MAX_DEPTH
     );
+    for (case, peak) in decode::CASES.iter().zip(decode_peaks) {
+        say!("  measure {}={} ({})", case.key, peak, case.what);
+    }
+    let peak_of = |key: &str| {
+        decode::CASES
+            .iter()
+            .zip(decode_peaks)
+            .find(|(case, _)| case.key == key)
+            .map_or(0, |(_, peak)| peak)
+    };
+    let deep = peak_of(decode::DEEP_ARRAYS).max(peak_of(decode::DEEP_OBJECTS));
+    say!(
+        "  measure stack_claims_decode_deep_peak={} (the deeper of the two nested to MAX_DEPTH)",
+        deep
+    );
+    let worst = deep
+        .max(peak_of(decode::FLAT))
+        .max(peak_of(decode::ESCAPED));
+    say!(
+        "  measure stack_claims_decode_worst_peak={} (every case above)",
+        worst
+    );
+    let levels = tokens::MAX_DEPTH - tokens::HALF_DEPTH;
+    say!(
+        "  measure stack_claims_decode_per_level={} (arrays: ({} nested - {} nested) / {} levels, rounded up)",
+        peak_of(decode::DEEP_ARRAYS)
+            .saturating_sub(peak_of(decode::HALF_ARRAYS))
+            .div_ceil(levels),
+        tokens::MAX_DEPTH,
+        tokens::HALF_DEPTH,
+        levels
+    );
+    say!("  measure max_depth={}", tokens::MAX_DEPTH);
     say!("  measure stack_caller_frames={} (reset handler, main, and the frame holding the clients and buffers)", caller_frames);
     say!(
         "  measure stack_total_peak={} (of {} bytes between .bss and the top of RAM)",
@@ -133,8 +187,15 @@ fn main() -> ! {
         say!("FAIL: the stack reached the end of .bss");
         ok = false;
     }
-    if !claims_ok {
-        say!("FAIL: Claims::decode did not read the expected claims");
+    if let Some(what) = decode_failed {
+        say!(
+            "FAIL: the claims decoder did not read what it must: {}",
+            what
+        );
+        ok = false;
+    }
+    if !telemetry_ok {
+        say!("FAIL: the firmware's own JSON and base64 (see above)");
         ok = false;
     }
     if run.store_errors != 0 {
@@ -150,24 +211,6 @@ fn main() -> ! {
     }
     say!("FAIL: see above");
     exit(EXIT_MISMATCH);
-}
-
-/// Decodes every registered claim of the last access token the script used.
-#[cfg(not(feature = "baseline"))]
-#[inline(never)]
-fn decode_claims() -> bool {
-    let token = core::hint::black_box(tokens::SIMPLEJWT_ACCESS[7]);
-    match jwt_refresh::Claims::decode(token) {
-        Ok(claims) => {
-            let lifetime = claims
-                .exp
-                .zip(claims.iat)
-                .and_then(|(exp, iat)| exp.checked_secs_since(iat));
-            claims.jti.as_deref() == Some(tokens::SIMPLEJWT_ACCESS_JTI[7])
-                && lifetime == Some(tokens::SIMPLEJWT_ACCESS_EXP_MINUS_IAT)
-        }
-        Err(_) => false,
-    }
 }
 
 fn print_sizes() {
@@ -298,20 +341,21 @@ fn print_event(mark: &str, event: Event) {
     }
 }
 
-#[cfg(feature = "baseline")]
-#[inline(never)]
-fn decode_claims() -> bool {
-    core::hint::black_box(tokens::SIMPLEJWT_ACCESS[7]).len() > 300
-}
-
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
-    // Only the location: formatting the message would link core::fmt paths that a production
-    // firmware (panic-halt, panic-reset) does not have, and skew the flash figures.
-    match info.location() {
-        Some(location) => say!("PANIC at {}:{}", location.file(), location.line()),
-        None => say!("PANIC"),
+    // A production firmware's handler (panic-halt, panic-reset) never reads the `PanicInfo`,
+    // and the optimiser then drops the panic messages' formatting code. Reading anything in it,
+    // even the location alone, keeps every message's arguments alive: with the crate's
+    // libraries, `core::str::slice_error_fail`'s `char` and `Range` Debug and Unicode tables
+    // among them, about 6.8 KB more crate flash at opt-level z. So the location is opt-in
+    // (`--features panic-location`), and the measured images have the production-like handler.
+    #[cfg(feature = "panic-location")]
+    if let Some(location) = info.location() {
+        say!("PANIC at {}:{}", location.file(), location.line());
+        exit(EXIT_PANIC)
     }
+    let _ = info;
+    say!("PANIC");
     exit(EXIT_PANIC)
 }
 

@@ -320,7 +320,7 @@ pub const EXPECTED: &[Event] = &[
     },
 ];
 
-#[cfg(not(feature = "baseline"))]
+#[cfg(crate_calls)]
 fn outcome<T, S>(result: &Result<jwt_refresh::Response, Error<T, S>>) -> Outcome {
     match result {
         Ok(response) => Outcome::Ok(response.status),
@@ -334,7 +334,7 @@ fn outcome<T, S>(result: &Result<jwt_refresh::Response, Error<T, S>>) -> Outcome
     }
 }
 
-#[cfg(not(feature = "baseline"))]
+#[cfg(crate_calls)]
 /// One `Client::send` at the step's time, logged. Never inlined: everything below the
 /// caller's stack frame is the client's (and its callbacks') stack.
 #[inline(never)]
@@ -354,14 +354,14 @@ fn send(
     });
 }
 
-#[cfg(not(feature = "baseline"))]
+#[cfg(crate_calls)]
 /// `Client::restore()` at boot, never inlined (like [`send`]).
 #[inline(never)]
 fn restore(client: &mut FwClient<'_, '_>) -> bool {
     client.restore().unwrap_or(false)
 }
 
-#[cfg(not(feature = "baseline"))]
+#[cfg(crate_calls)]
 fn stats(client: &FwClient<'_, '_>, log: &Log) {
     let s = client.session().stats();
     log.push(Stats {
@@ -373,7 +373,7 @@ fn stats(client: &FwClient<'_, '_>, log: &Log) {
 
 /// A device builds its session and client once: one construction site, as in a real firmware
 /// (inlined three times, `Client::new` would count three times in the flash figure).
-#[cfg(not(feature = "baseline"))]
+#[cfg(crate_calls)]
 #[inline(never)]
 fn new_client<'b, 'w>(
     protocol: Protocol<'static>,
@@ -387,7 +387,7 @@ fn new_client<'b, 'w>(
     Client::new(session, server, clock, delay, store, scratch)
 }
 
-#[cfg(not(feature = "baseline"))]
+#[cfg(crate_calls)]
 fn simplejwt() -> Protocol<'static> {
     Protocol::SimpleJwt(SimpleJwt {
         credentials: Some(Credentials {
@@ -398,7 +398,7 @@ fn simplejwt() -> Protocol<'static> {
     })
 }
 
-#[cfg(not(feature = "baseline"))]
+#[cfg(crate_calls)]
 fn policy() -> RefreshPolicy {
     RefreshPolicy {
         seed: 0x0007_5eed, // a device's serial number
@@ -417,7 +417,7 @@ pub struct RunStats {
 }
 
 /// Runs the whole script. The clients, sessions and buffers live in this function's frame.
-#[cfg(not(feature = "baseline"))]
+#[cfg(crate_calls)]
 #[inline(never)]
 pub fn run(
     clock: &SimClock,
@@ -520,8 +520,8 @@ pub fn run(
     }
 }
 
-/// The `baseline` build's stand-in for [`run`]: the harness alone, no call into the crate.
-#[cfg(feature = "baseline")]
+/// The stand-in for [`run`] in the images without the crate's calls: the harness alone, no call into the crate.
+#[cfg(not(crate_calls))]
 #[inline(never)]
 pub fn run(
     clock: &SimClock,
@@ -543,8 +543,8 @@ pub fn run(
 }
 
 /// Calls every path of the scripted server, the store and the delay directly, with inputs the
-/// optimiser cannot see through, and returns the most stack any one call used. The `baseline`
-/// build runs only this (so that the harness is in both images and the size difference is the
+/// optimiser cannot see through, and returns the most stack any one call used. The images
+/// without the crate's calls run only this (so that the harness is in both images and the size difference is the
 /// crate's); the normal build runs it after the script to measure the callbacks' own stack.
 #[inline(never)]
 pub fn exercise_harness(

@@ -7,8 +7,14 @@
 //! - no feature: only that load and store (the baseline);
 //! - `decode`: `jwt_refresh::Claims::decode`, storing `exp`;
 //! - `times`: `jwt_refresh::TimeClaims::decode`, storing `exp`;
-//! - `f64`: `str::parse::<f64>` on a NumericDate text, storing it as whole seconds, for
-//!   comparison with the integer-only NumericDate parsing of `jwt_refresh`.
+//! - `decode` or `times` with `float-dates`: the same with jwt-refresh's `float-dates` feature,
+//!   which reads NumericDates through `f64` (the token's dates are integers either way: the
+//!   float parser is linked whatever the input);
+//! - `f64`: `str::parse::<f64>` on a NumericDate text, storing it as whole seconds: what float
+//!   parsing costs on its own.
+//!
+//! jwt-refresh reads the payload with serde-json-core and base64url-decodes it with the base64
+//! crate, so the decoders' deltas include the code of both libraries that they use.
 
 #![no_std]
 #![no_main]
@@ -25,6 +31,12 @@ use panic_halt as _;
     all(feature = "times", feature = "f64"),
 ))]
 compile_error!("enable at most one of the features `decode`, `times` and `f64`");
+
+#[cfg(all(
+    feature = "float-dates",
+    not(any(feature = "decode", feature = "times"))
+))]
+compile_error!("`float-dates` changes jwt-refresh's decoders: enable `decode` or `times` with it");
 
 /// A 339-byte HS256 access token (SimpleJWT claims plus `iss`, `aud` and `scope`), the same
 /// shape as the one in `benches/decode.rs`. Kept (`#[used]`) in every variant, like
