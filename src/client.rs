@@ -11,6 +11,7 @@ use embedded_hal::delay::DelayNs;
 
 use crate::clock::Clock;
 use crate::fmt::{log_debug, log_warn};
+use crate::policy::RefreshPolicy;
 use crate::protocol::{Endpoint, RefreshError, Request, TokenResponse};
 use crate::session::{ApiVerdict, LoginReason, Output, Session, SessionError};
 use crate::session::{DEFAULT_ACCESS_CAPACITY, DEFAULT_REFRESH_CAPACITY};
@@ -23,7 +24,8 @@ use crate::transport::{BearerError, Error as _, ErrorKind, ErrorType, Response, 
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct ClientConfig {
     /// The longest a single `send` sleeps through backoffs (and `nbf` waits) before it gives up
-    /// with [`Error::RetryLater`] (default 60 s).
+    /// with [`Error::RetryLater`] (default 60 s): it gives up at the first wake-up that would
+    /// come later than this after its start.
     pub max_wait: Duration,
 }
 
@@ -32,6 +34,35 @@ impl Default for ClientConfig {
         ClientConfig {
             max_wait: Duration::from_secs(60),
         }
+    }
+}
+
+/// Steps that a `send` may need without waiting: two API requests (a 401, one retry), two
+/// refreshes or logins and the saves of their refresh tokens, a rejected refresh token's login,
+/// a refresh that fails ahead of expiry, and `nbf` waits, with room to spare.
+const STEPS_WITHOUT_BACKOFF: u32 = 16;
+
+/// Steps per backoff: the sleep, one more if the delay wakes up early, and the retry.
+const STEPS_PER_BACKOFF: u32 = 3;
+
+impl ClientConfig {
+    /// The most steps (polls of the session: a request, a save or a sleep each) that one
+    /// `send` takes with `policy`; the next ends it with [`Error::RetryLater`] and the last
+    /// failure. This bounds every `send`, even with a clock that never advances or a delay
+    /// that does not sleep.
+    ///
+    /// It is `16 + 3 * (max_wait / max(backoff_base, 1 ms) + 1)`: 199 with the defaults (60 s,
+    /// 1 s). Every backoff lasts at least [`RefreshPolicy::backoff_base`], so with a clock that
+    /// advances and a delay that sleeps as long as asked, `max_wait` ends a failing `send`
+    /// before this bound does. A zero `backoff_base` counts as 1 ms and makes the bound large
+    /// (about three steps per millisecond of `max_wait`): keep it at a second or more.
+    pub fn max_steps(&self, policy: &RefreshPolicy) -> u32 {
+        let backoff = policy.backoff_base.as_millis().max(1);
+        let backoffs = (self.max_wait.as_millis() / backoff).saturating_add(1);
+        u32::try_from(backoffs)
+            .unwrap_or(u32::MAX)
+            .saturating_mul(STEPS_PER_BACKOFF)
+            .saturating_add(STEPS_WITHOUT_BACKOFF)
     }
 }
 
