@@ -1,6 +1,7 @@
 //! The blocking driver: [`Client::send`] is the usual "check, refresh if needed, add
-//! `Authorization: Bearer`, send" wrapper as one call, built on the sans-IO [`Session`], a
-//! [`Clock`], a [`Transport`], a [`DelayNs`] for backoffs and a [`TokenStore`].
+//! `Authorization: Bearer`, send" wrapper as one call, a short loop that performs the actions of
+//! a [`SendStep`] with a [`Clock`], a [`Transport`], a [`DelayNs`] and a [`TokenStore`]. It also
+//! holds [`ClientConfig`] and the drivers' [`Error`].
 //!
 //! It borrows the caller's buffers and never allocates. [`AsyncClient`](crate::AsyncClient)
 //! (feature `async`) is the same loop with `.await`.
@@ -10,20 +11,24 @@ use core::fmt;
 use embedded_hal::delay::DelayNs;
 
 use crate::clock::Clock;
-use crate::fmt::{log_debug, log_warn};
-use crate::protocol::{Endpoint, RefreshError, Request, TokenResponse};
-use crate::session::{ApiVerdict, LoginReason, Output, Session, SessionError};
+use crate::driver::{Action, SendStep};
+use crate::fmt::log_warn;
+use crate::policy::RefreshPolicy;
+use crate::protocol::{RefreshError, Request};
+use crate::session::{LoginReason, Session, SessionError};
 use crate::session::{DEFAULT_ACCESS_CAPACITY, DEFAULT_REFRESH_CAPACITY};
-use crate::store::TokenStore;
-use crate::time::{Duration, Instant};
-use crate::transport::{BearerError, Error as _, ErrorKind, ErrorType, Response, Transport};
+use crate::store::{Never, TokenStore};
+use crate::time::Duration;
+use crate::transport::{ErrorType, Response, Transport};
+use crate::wipe;
 
 /// How long a driver may wait for a usable token.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct ClientConfig {
     /// The longest a single `send` sleeps through backoffs (and `nbf` waits) before it gives up
-    /// with [`Error::RetryLater`] (default 60 s).
+    /// with [`Error::RetryLater`] (default 60 s): it gives up at the first wake-up that would
+    /// come later than this after its start.
     pub max_wait: Duration,
 }
 
@@ -35,9 +40,34 @@ impl Default for ClientConfig {
     }
 }
 
-/// At most this many session steps per `send`: every loop is bounded, even with a clock that
-/// does not advance.
-pub(crate) const MAX_STEPS: u32 = 64;
+/// Steps that a `send` may need without waiting: two API requests (a 401, one retry), two
+/// refreshes or logins and the saves of their refresh tokens, a rejected refresh token's login,
+/// a refresh that fails ahead of expiry, and `nbf` waits, with room to spare.
+const STEPS_WITHOUT_BACKOFF: u32 = 16;
+
+/// Steps per backoff: the sleep, one more if the delay wakes up early, and the retry.
+const STEPS_PER_BACKOFF: u32 = 3;
+
+impl ClientConfig {
+    /// The most steps (polls of the session: a request, a save or a sleep each) that one
+    /// `send` takes with `policy`; the next ends it with [`Error::RetryLater`] and the last
+    /// failure. This bounds every `send`, even with a clock that never advances or a delay
+    /// that does not sleep.
+    ///
+    /// It is `16 + 3 * (max_wait / max(backoff_base, 1 ms) + 1)`: 199 with the defaults (60 s,
+    /// 1 s). Every backoff lasts at least [`RefreshPolicy::backoff_base`], so with a clock that
+    /// advances and a delay that sleeps as long as asked, `max_wait` ends a failing `send`
+    /// before this bound does. A zero `backoff_base` counts as 1 ms and makes the bound large
+    /// (about three steps per millisecond of `max_wait`): keep it at a second or more.
+    pub fn max_steps(&self, policy: &RefreshPolicy) -> u32 {
+        let backoff = policy.backoff_base.as_millis().max(1);
+        let backoffs = (self.max_wait.as_millis() / backoff).saturating_add(1);
+        u32::try_from(backoffs)
+            .unwrap_or(u32::MAX)
+            .saturating_mul(STEPS_PER_BACKOFF)
+            .saturating_add(STEPS_WITHOUT_BACKOFF)
+    }
+}
 
 /// Why a driver's `send` failed.
 #[derive(Debug)]
@@ -45,8 +75,9 @@ pub(crate) const MAX_STEPS: u32 = 64;
 pub enum Error<T, S> {
     /// The API request itself failed in the transport (the token was fine).
     Transport(T),
-    /// No usable token within [`ClientConfig::max_wait`]: the token endpoint keeps failing
-    /// transiently. `last` is the last failure. Try again later; the tokens are kept.
+    /// No usable token within [`ClientConfig::max_wait`] (or [`ClientConfig::max_steps`]): the
+    /// token endpoint keeps failing transiently. `last` is the last failure. Try again later;
+    /// the tokens are kept.
     RetryLater {
         /// The last refresh or login failure.
         last: Option<RefreshError>,
@@ -85,126 +116,22 @@ impl<T, S> Error<T, S> {
     }
 }
 
-/// What the driver loop does with a transport's answer to a token request; shared by both
-/// drivers.
-pub(crate) fn token_answer<S: TokenStore, const A: usize, const R: usize>(
-    session: &mut Session<'_, A, R>,
-    store: &mut S,
-    now: Instant,
-    wall: Option<crate::time::UnixTime>,
-    answer: &TokenResponse<'_>,
-) -> Option<RefreshError> {
-    match session.handle_token_response(now, wall, answer) {
-        Ok(grant) => {
-            log_debug!("token endpoint: {:?} succeeded", grant);
-            None
-        }
-        Err(e) => {
-            log_warn!("token endpoint: {}", e);
-            if e == RefreshError::RefreshTokenRejected {
-                // The server says the stored token is dead: do not offer it after a restart.
-                let _ = store.clear();
-            }
-            Some(e)
+impl<T> Error<T, Never> {
+    /// The error of a [`SendStep`], which does no store I/O, as a client's error.
+    pub(crate) fn with_store<S>(self) -> Error<T, S> {
+        match self {
+            Error::Transport(e) => Error::Transport(e),
+            Error::RetryLater { last } => Error::RetryLater { last },
+            Error::LoginRequired(reason) => Error::LoginRequired(reason),
+            Error::Unauthorized(response) => Error::Unauthorized(response),
+            Error::Fatal(e) => Error::Fatal(e),
+            Error::Store(never) => match never {},
         }
     }
 }
 
-/// The driver loop, written once for both drivers: `$($aw)*` is empty for the blocking one and
-/// `.await` for the async one.
-macro_rules! drive {
-    ($self:ident, $request:ident, $body:ident, $($aw:tt)*) => {{
-        let start = $self.clock.now();
-        let mut last: Option<RefreshError> = None;
-        let mut retried = false;
-        for _ in 0..$crate::client::MAX_STEPS {
-            let now = $self.clock.now();
-            match $self.session.poll(now, &mut *$self.scratch) {
-                Output::Send { authorization, token } => {
-                    let api = Request {
-                        endpoint: Endpoint::Api,
-                        authorization: Some(authorization),
-                        ..*$request
-                    };
-                    let response = $self
-                        .transport
-                        .send(&api, &mut *$body)
-                        $($aw)*
-                        .map_err(Error::Transport)?;
-                    if response.status == 401
-                        && response.bearer_error == Some(BearerError::InsufficientScope)
-                    {
-                        // A scope problem: a new token of the same scope will not help.
-                        return Err(Error::Unauthorized(response));
-                    }
-                    match $self.session.handle_api_status($self.clock.now(), token, response.status) {
-                        ApiVerdict::Done => return Ok(response),
-                        ApiVerdict::Retry if !retried => retried = true,
-                        ApiVerdict::Retry | ApiVerdict::Unauthorized => {
-                            return Err(Error::Unauthorized(response))
-                        }
-                    }
-                }
-                Output::Refresh(token_request) | Output::Login(token_request) => {
-                    let sent = $self.transport.send(&token_request, &mut *$body) $($aw)*;
-                    // The request carried the refresh token or the password.
-                    $crate::wipe::bytes(&mut *$self.scratch);
-                    match sent {
-                        Ok(response) => {
-                            let answer = TokenResponse {
-                                status: response.status,
-                                body: $body.get(..response.body_len).unwrap_or_default(),
-                                retry_after: response.retry_after,
-                            };
-                            let (now, wall) = ($self.clock.now(), $self.clock.unix_time());
-                            last = $crate::client::token_answer(
-                                &mut $self.session, &mut $self.store, now, wall, &answer,
-                            )
-                            .or(last);
-                            // The answer carried the new tokens, which the session has copied.
-                            $crate::wipe::bytes($body.get_mut(..response.body_len).unwrap_or_default());
-                        }
-                        Err(e) => {
-                            log_warn!("token endpoint: no answer");
-                            let _ = $self.session.handle_no_answer($self.clock.now());
-                            last = Some(RefreshError::NoAnswer);
-                            if e.kind() == ErrorKind::BufferTooSmall {
-                                // Deterministic: waiting will not make the answer fit.
-                                return Err(Error::Transport(e));
-                            }
-                        }
-                    }
-                }
-                Output::Persist(refresh_token) => {
-                    let saved = $self.store.save(refresh_token.expose());
-                    $self.session.handle_persisted(saved.is_ok());
-                    if let Err(e) = saved {
-                        log_warn!("token store: the new refresh token was not saved");
-                        $self.store_error = Some(e);
-                    }
-                }
-                Output::Timeout(at) => {
-                    if at.saturating_duration_since(start) > $self.config.max_wait {
-                        return Err(Error::RetryLater { last });
-                    }
-                    let wait = at.saturating_duration_since(now).as_millis();
-                    $self
-                        .delay
-                        .delay_ms(u32::try_from(wait.max(1)).unwrap_or(u32::MAX))
-                        $($aw)*;
-                }
-                Output::LoginRequired(reason) => return Err(Error::LoginRequired(reason)),
-                Output::Failed(e) => return Err(Error::Fatal(e)),
-            }
-        }
-        Err(Error::RetryLater { last })
-    }};
-}
-#[cfg(feature = "async")]
-pub(crate) use drive;
-
-/// Loads a stored refresh token into the session; shared by both drivers.
-pub(crate) fn restore<C: Clock, S: TokenStore, const A: usize, const R: usize>(
+/// Loads a stored refresh token into the session.
+fn restore<C: Clock, S: TokenStore, const A: usize, const R: usize>(
     session: &mut Session<'_, A, R>,
     clock: &C,
     store: &mut S,
@@ -225,6 +152,9 @@ pub(crate) fn restore<C: Clock, S: TokenStore, const A: usize, const R: usize>(
 }
 
 /// The blocking driver. See the [module docs](self).
+///
+/// The fields are `pub(crate)` for [`AsyncClient`](crate::AsyncClient), which wraps a `Client`
+/// and runs its own loop over them.
 pub struct Client<
     'c,
     'b,
@@ -349,11 +279,55 @@ where
     /// Sends `request` to the API with a valid access token, refreshing or logging in first
     /// when the session says so, sleeping through backoffs, and retrying once after a 401.
     /// The answer's body goes into `body` (which also receives token endpoint answers).
+    ///
+    /// The loop around a [`SendStep`]: it only performs the step's actions.
     pub fn send(
         &mut self,
         request: &Request<'_>,
         body: &mut [u8],
     ) -> Result<Response, Error<T::Error, S::Error>> {
-        drive!(self, request, body,)
+        let mut step = SendStep::new(self.clock.now(), *request, self.config);
+        loop {
+            match step.poll(&mut self.session, self.clock.now(), self.scratch) {
+                Action::SendApi(api) => match self.transport.send(&api, body) {
+                    Ok(response) => {
+                        step.handle_api_response(&mut self.session, self.clock.now(), response);
+                    }
+                    Err(e) => step.handle_api_error(e),
+                },
+                Action::SendToken { request, .. } => {
+                    let sent = self.transport.send(&request, body);
+                    // The request carried the refresh token or the password.
+                    wipe::bytes(self.scratch);
+                    match sent {
+                        Ok(response) => {
+                            let (now, wall) = (self.clock.now(), self.clock.unix_time());
+                            step.handle_token_response(
+                                &mut self.session,
+                                now,
+                                wall,
+                                response,
+                                body,
+                            );
+                            // The answer carried the new tokens, which the session has copied.
+                            wipe::bytes(body.get_mut(..response.body_len).unwrap_or_default());
+                        }
+                        Err(e) => step.handle_token_error(&mut self.session, self.clock.now(), e),
+                    }
+                }
+                Action::Save(token) => {
+                    let saved = self.store.save(token.expose());
+                    step.handle_saved(&mut self.session, saved.is_ok());
+                    if let Err(e) = saved {
+                        self.store_error = Some(e);
+                    }
+                }
+                Action::ClearStore => {
+                    let _ = self.store.clear();
+                }
+                Action::Sleep { ms, .. } => self.delay.delay_ms(ms),
+                Action::Done => return step.finish().map_err(Error::with_store),
+            }
+        }
     }
 }

@@ -1,19 +1,20 @@
-//! The async driver (feature `async`): [`AsyncClient`] runs the same loop as
-//! [`Client`], over an [`AsyncTransport`] and sleeping through
+//! The async driver (feature `async`): [`AsyncClient`] runs the same loop as [`Client`] around
+//! the same sans-IO [`SendStep`], over an [`AsyncTransport`] and sleeping through
 //! `embedded_hal_async::delay::DelayNs`, for embassy and other executors.
 
 use core::ops::{Deref, DerefMut};
 
 use embedded_hal_async::delay::DelayNs;
 
-use crate::client::{drive, Client, ClientConfig, Error};
+use crate::client::{Client, ClientConfig, Error};
 use crate::clock::Clock;
-use crate::fmt::log_warn;
-use crate::protocol::{Endpoint, RefreshError, Request, TokenResponse};
-use crate::session::{ApiVerdict, Output, Session};
+use crate::driver::{Action, SendStep};
+use crate::protocol::Request;
+use crate::session::Session;
 use crate::session::{DEFAULT_ACCESS_CAPACITY, DEFAULT_REFRESH_CAPACITY};
 use crate::store::TokenStore;
-use crate::transport::{AsyncTransport, BearerError, Error as _, ErrorKind, Response};
+use crate::transport::{AsyncTransport, Response};
+use crate::wipe;
 
 /// The async driver: a [`Client`] whose `send` is `async`. It dereferences to the `Client` for
 /// everything else (`restore`, `logout`, `session`, `take_store_error`, ...).
@@ -58,14 +59,51 @@ where
         AsyncClient(self.0.with_config(config))
     }
 
-    /// Sends `request` with a valid access token, as [`Client::send`].
+    /// Sends `request` with a valid access token, as [`Client::send`]: the same loop around a
+    /// [`SendStep`], awaiting the transport and the delay.
     pub async fn send(
         &mut self,
         request: &Request<'_>,
         body: &mut [u8],
     ) -> Result<Response, Error<T::Error, S::Error>> {
-        let inner = &mut self.0;
-        drive!(inner, request, body, .await)
+        let c = &mut self.0;
+        let mut step = SendStep::new(c.clock.now(), *request, c.config);
+        loop {
+            match step.poll(&mut c.session, c.clock.now(), c.scratch) {
+                Action::SendApi(api) => match c.transport.send(&api, body).await {
+                    Ok(response) => {
+                        step.handle_api_response(&mut c.session, c.clock.now(), response)
+                    }
+                    Err(e) => step.handle_api_error(e),
+                },
+                Action::SendToken { request, .. } => {
+                    let sent = c.transport.send(&request, body).await;
+                    // The request carried the refresh token or the password.
+                    wipe::bytes(c.scratch);
+                    match sent {
+                        Ok(response) => {
+                            let (now, wall) = (c.clock.now(), c.clock.unix_time());
+                            step.handle_token_response(&mut c.session, now, wall, response, body);
+                            // The answer carried the new tokens, which the session has copied.
+                            wipe::bytes(body.get_mut(..response.body_len).unwrap_or_default());
+                        }
+                        Err(e) => step.handle_token_error(&mut c.session, c.clock.now(), e),
+                    }
+                }
+                Action::Save(token) => {
+                    let saved = c.store.save(token.expose());
+                    step.handle_saved(&mut c.session, saved.is_ok());
+                    if let Err(e) = saved {
+                        c.store_error = Some(e);
+                    }
+                }
+                Action::ClearStore => {
+                    let _ = c.store.clear();
+                }
+                Action::Sleep { ms, .. } => c.delay.delay_ms(ms).await,
+                Action::Done => return step.finish().map_err(Error::with_store),
+            }
+        }
     }
 }
 

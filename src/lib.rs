@@ -16,6 +16,11 @@
 //! - [`protocol`]: the SimpleJWT and OAuth 2.0 request bodies and answers.
 //! - [`session`]: the sans-IO state machine ([`Session`]) that decides, before every request,
 //!   whether to send, refresh, log in, wait or give up.
+//! - [`driver`]: one `send` call as a sans-IO step ([`SendStep`]) that answers with an
+//!   [`Action`]: send the API or token request, save or clear the refresh token, sleep, done.
+//!   [`Client`] (blocking) and `AsyncClient` (feature `async`) are short loops that perform
+//!   those actions with your [`Transport`], [`Clock`], delay and [`TokenStore`]; an RTOS task
+//!   or an executor of your own can drive the step too.
 //! - [`time`]: [`Instant`] and [`Duration`] on the caller's monotonic clock, [`UnixTime`].
 //!
 //! # Call protocol
@@ -87,6 +92,7 @@ pub mod client;
 #[cfg(feature = "async")]
 pub mod client_async;
 pub mod clock;
+pub mod driver;
 mod json;
 pub mod policy;
 pub mod protocol;
@@ -103,6 +109,7 @@ pub use client_async::AsyncClient;
 pub use clock::Clock;
 #[cfg(feature = "std")]
 pub use clock::SystemClock;
+pub use driver::{Action, SendStep};
 pub use policy::{Lease, RefreshPolicy};
 pub use protocol::{FailureClass, Protocol, RefreshError, Request, TokenResponse};
 pub use session::{ApiVerdict, Output, Session, TokenId};

@@ -766,3 +766,178 @@ fn async_client_does_the_same_with_checked_async_delays() {
     assert_eq!(store.token.as_deref(), Some(r1.as_str()));
     let _ = Method::Get;
 }
+
+// The async driver runs its own loop around the same step: the paths above, once more with it.
+
+#[test]
+fn async_client_gives_up_after_max_wait_with_checked_sleeps() {
+    let clock = FakeClock::default();
+    let answers = (0..20)
+        .map(|_| Answer::Http {
+            status: 503,
+            body: String::new(),
+            retry_after: Some(30),
+        })
+        .collect();
+    let mut transport = Scripted::new(&clock, answers);
+    transport.latency_ms = 0;
+    let mut delay = Delay {
+        checked: CheckedDelay::new(&[Transaction::delay_ms(30_000), Transaction::delay_ms(30_000)]),
+        clock: clock.clone(),
+    };
+    let mut scratch = [0u8; 1024];
+    let session: Session<'_> = Session::new(protocol(), policy());
+    let mut client = AsyncClient::new(
+        session,
+        &mut transport,
+        &clock,
+        &mut delay,
+        NoStore,
+        &mut scratch,
+    )
+    .with_config(ClientConfig {
+        max_wait: Duration::from_secs(75),
+    });
+    let mut body = [0u8; 512];
+    match pollster::block_on(client.send(&API, &mut body)) {
+        Err(Error::RetryLater {
+            last: Some(RefreshError::Unavailable { status: 503, .. }),
+        }) => {}
+        other => panic!("{other:?}"),
+    }
+    drop(client);
+    delay.checked.done();
+    assert_eq!(transport.sent().len(), 3);
+}
+
+#[test]
+fn async_client_one_401_one_refresh_one_retry_then_unauthorized() {
+    let clock = FakeClock::default();
+    let (a1, r1) = (mint("access", 0, 300), mint("refresh", 0, 86_400));
+    let a2 = mint("access", 1, 300);
+    let mut transport = Scripted::new(
+        &clock,
+        vec![
+            http(200, pair(&a1, &r1)),
+            http(200, "{}"),
+            http(401, r#"{"code":"token_not_valid"}"#),
+            http(200, format!(r#"{{"access":"{a2}"}}"#)),
+            http(401, r#"{"code":"token_not_valid"}"#),
+        ],
+    );
+    let mut delay = Delay {
+        checked: CheckedDelay::new(&[]),
+        clock: clock.clone(),
+    };
+    let mut scratch = [0u8; 1024];
+    let session: Session<'_> = Session::new(protocol(), policy());
+    let mut client = AsyncClient::new(
+        session,
+        &mut transport,
+        &clock,
+        &mut delay,
+        NoStore,
+        &mut scratch,
+    );
+    let mut body = [0u8; 512];
+    pollster::block_on(async {
+        client.send(&API, &mut body).await.unwrap();
+        match client.send(&API, &mut body).await {
+            Err(Error::Unauthorized(r)) => assert_eq!(r.status, 401),
+            other => panic!("{other:?}"),
+        }
+    });
+    assert_eq!(client.session().stats().refreshes, 1);
+    drop(client);
+    delay.checked.done();
+    assert_eq!(transport.answers.borrow().len(), 0);
+}
+
+#[test]
+fn async_client_reports_a_failed_save_and_clears_the_store_on_rejection() {
+    let clock = FakeClock::default();
+    let (a1, r1) = (mint("access", 0, 300), mint("refresh", 0, 86_400));
+    let mut transport = Scripted::new(&clock, vec![http(200, pair(&a1, &r1)), http(200, "{}")]);
+    let mut store = MemStore {
+        fail_saves: true,
+        ..MemStore::default()
+    };
+    let mut delay = Delay {
+        checked: CheckedDelay::new(&[]),
+        clock: clock.clone(),
+    };
+    let mut scratch = [0u8; 1024];
+    let session: Session<'_> = Session::new(protocol(), policy());
+    let mut client = AsyncClient::new(
+        session,
+        &mut transport,
+        &clock,
+        &mut delay,
+        &mut store,
+        &mut scratch,
+    );
+    let mut body = [0u8; 512];
+    let sent = pollster::block_on(client.send(&API, &mut body));
+    assert_eq!(sent.unwrap().status, 200);
+    assert_eq!(client.take_store_error(), Some("flash write failed"));
+    drop(client);
+
+    // A stored token that the server rejects is cleared.
+    let r0 = mint("refresh", 0, 86_400);
+    store = MemStore {
+        token: Some(r0),
+        ..MemStore::default()
+    };
+    let mut transport = Scripted::new(
+        &clock,
+        vec![http(
+            401,
+            r#"{"detail":"Token is blacklisted","code":"token_not_valid"}"#,
+        )],
+    );
+    let session: Session<'_> = Session::new(Protocol::SimpleJwt(SimpleJwt::default()), policy());
+    let mut client = AsyncClient::new(
+        session,
+        &mut transport,
+        &clock,
+        &mut delay,
+        &mut store,
+        &mut scratch,
+    );
+    assert!(client.restore().unwrap());
+    match pollster::block_on(client.send(&API, &mut body)) {
+        Err(Error::LoginRequired(LoginReason::RefreshTokenRejected)) => {}
+        other => panic!("{other:?}"),
+    }
+    drop(client);
+    delay.checked.done();
+    assert_eq!(store.token, None);
+}
+
+#[test]
+fn async_client_token_answer_too_large_for_the_body_buffer_is_an_error() {
+    let clock = FakeClock::default();
+    let (a1, r1) = (mint("access", 0, 300), mint("refresh", 0, 86_400));
+    let mut transport = Scripted::new(&clock, vec![http(200, pair(&a1, &r1))]);
+    let mut delay = Delay {
+        checked: CheckedDelay::new(&[]),
+        clock: clock.clone(),
+    };
+    let mut scratch = [0u8; 1024];
+    let session: Session<'_> = Session::new(protocol(), policy());
+    let mut client = AsyncClient::new(
+        session,
+        &mut transport,
+        &clock,
+        &mut delay,
+        NoStore,
+        &mut scratch,
+    );
+    let mut small = [0u8; 64];
+    assert!(matches!(
+        pollster::block_on(client.send(&API, &mut small)),
+        Err(Error::Transport(ErrorKind::BufferTooSmall))
+    ));
+    drop(client);
+    delay.checked.done();
+}

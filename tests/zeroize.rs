@@ -10,8 +10,8 @@ use jwt_refresh::policy::TokenFacts;
 use jwt_refresh::protocol::{ClientAuth, Credentials, OAuth2, SimpleJwt};
 use jwt_refresh::transport::{ErrorKind, ErrorType, Response};
 use jwt_refresh::{
-    Client, Clock, Instant, NoStore, Output, Protocol, RefreshPolicy, Request, Session,
-    TokenResponse, Transport,
+    AsyncClient, AsyncTransport, Client, Clock, Instant, NoStore, Output, Protocol, RefreshPolicy,
+    Request, Session, TokenResponse, Transport,
 };
 
 /// The bytes of a value, as they lie in memory (padding included: this is a test, reading
@@ -139,6 +139,16 @@ impl Transport for TwoStep {
     }
 }
 
+impl AsyncTransport for TwoStep {
+    async fn send(
+        &mut self,
+        request: &Request<'_>,
+        body: &mut [u8],
+    ) -> Result<Response, ErrorKind> {
+        Transport::send(self, request, body)
+    }
+}
+
 struct Zero;
 impl Clock for Zero {
     fn now(&self) -> Instant {
@@ -148,6 +158,9 @@ impl Clock for Zero {
 struct NoDelay;
 impl embedded_hal::delay::DelayNs for NoDelay {
     fn delay_ns(&mut self, _: u32) {}
+}
+impl embedded_hal_async::delay::DelayNs for NoDelay {
+    async fn delay_ns(&mut self, _: u32) {}
 }
 
 #[test]
@@ -173,6 +186,33 @@ fn drivers_wipe_the_buffers_they_used_for_tokens() {
         .unwrap();
     drop(client);
     // The refresh request body held the old refresh token; the answer held the new tokens.
+    assert!(
+        !contains(&scratch, "SENTREFRESH"),
+        "request body left in the scratch buffer"
+    );
+    assert!(!contains(&body, "NEWACCESS") && !contains(&body, "NEWREFRESH"));
+}
+
+#[test]
+fn the_async_driver_wipes_them_too() {
+    let mut s: Session<'static, 256, 256> = Session::new(
+        Protocol::SimpleJwt(SimpleJwt::default()),
+        RefreshPolicy::default(),
+    );
+    s.set_refresh_token(Instant::ZERO, &token("SENTREFRESH"), None)
+        .unwrap();
+    let mut scratch = [0u8; 512];
+    let mut body = [0u8; 512];
+    let mut client = AsyncClient::new(
+        s,
+        TwoStep { calls: 0 },
+        Zero,
+        NoDelay,
+        NoStore,
+        &mut scratch,
+    );
+    pollster::block_on(client.send(&Request::get("/api/protected/"), &mut body)).unwrap();
+    drop(client);
     assert!(
         !contains(&scratch, "SENTREFRESH"),
         "request body left in the scratch buffer"

@@ -684,7 +684,8 @@ fn run_crate(world: &mut World<'_>, cadences: &[Cadence], policy: impl Fn(usize)
 fn drive_crate(world: &mut World<'_>, i: usize, d: &mut CrateDevice, cadence: Cadence, now: u64) {
     let rtt = world.server.rtt();
     let mut buf = [0u8; 512];
-    // `Client::send` bounds its loop the same way.
+    // Bounded, like `Client::send` (whose bound is `ClientConfig::max_steps`). 64 polls is
+    // ample: each event returns at its first request or wait, only a save polls again.
     for _ in 0..64 {
         let step = match d.session.poll(Instant::from_millis(now), &mut buf) {
             Output::Send { token, .. } => Step::Send(token),
