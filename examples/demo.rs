@@ -12,9 +12,7 @@ mod server;
 #[path = "std_http/transport.rs"]
 mod transport;
 
-use std::cell::RefCell;
 use std::process::ExitCode;
-use std::rc::Rc;
 use std::time::{Duration as StdDuration, Instant as StdInstant};
 
 use embedded_hal::delay::DelayNs;
@@ -66,7 +64,6 @@ impl Transport for Narrated {
 /// Sleeps for real, and says so.
 struct NarratedDelay {
     start: StdInstant,
-    waits: Rc<RefCell<u32>>,
 }
 
 impl DelayNs for NarratedDelay {
@@ -79,7 +76,6 @@ impl DelayNs for NarratedDelay {
             "{:7.3}s  (the token endpoint is failing and the token expired: back off {ms} ms)",
             self.start.elapsed().as_secs_f64()
         );
-        *self.waits.borrow_mut() += 1;
         std::thread::sleep(StdDuration::from_millis(u64::from(ms)));
     }
 }
@@ -133,11 +129,7 @@ fn run() -> Result<bool, String> {
         start,
         login_path: server::TOKEN_PATH,
     };
-    let waits = Rc::new(RefCell::new(0));
-    let delay = NarratedDelay {
-        start,
-        waits: waits.clone(),
-    };
+    let delay = NarratedDelay { start };
     let mut scratch = [0u8; 1024];
     let mut client = Client::new(
         session,
@@ -181,11 +173,14 @@ fn run() -> Result<bool, String> {
         elapsed.as_secs_f64()
     );
     println!(
-        "  session: {} login, {} refreshes, {} failed refresh (an outage), {} backoff sleep",
+        "  session: {} login, {} refreshes, {} failed refresh (an outage), {} backoff sleep ({} ms), {} API requests, {} answered 401",
         stats.logins,
         stats.refreshes,
         stats.failures,
-        waits.borrow()
+        stats.sleeps,
+        stats.slept_ms,
+        stats.api_requests,
+        stats.unauthorized
     );
     println!(
         "  server:  {} token-endpoint requests, {} API requests, {} sent with an expired token, {} rejected",

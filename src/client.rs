@@ -293,7 +293,7 @@ where
                     Ok(response) => {
                         step.handle_api_response(&mut self.session, self.clock.now(), response);
                     }
-                    Err(e) => step.handle_api_error(e),
+                    Err(e) => step.handle_api_error(&mut self.session, e),
                 },
                 Action::SendToken { request, .. } => {
                     let sent = self.transport.send(&request, body);
@@ -323,7 +323,8 @@ where
                     }
                 }
                 Action::ClearStore => {
-                    let _ = self.store.clear();
+                    let cleared = self.store.clear();
+                    step.handle_cleared(&mut self.session, cleared.is_ok());
                 }
                 Action::Sleep { ms, .. } => self.delay.delay_ms(ms),
                 Action::Done => return step.finish().map_err(Error::with_store),

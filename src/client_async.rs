@@ -74,7 +74,7 @@ where
                     Ok(response) => {
                         step.handle_api_response(&mut c.session, c.clock.now(), response)
                     }
-                    Err(e) => step.handle_api_error(e),
+                    Err(e) => step.handle_api_error(&mut c.session, e),
                 },
                 Action::SendToken { request, .. } => {
                     let sent = c.transport.send(&request, body).await;
@@ -98,7 +98,8 @@ where
                     }
                 }
                 Action::ClearStore => {
-                    let _ = c.store.clear();
+                    let cleared = c.store.clear();
+                    step.handle_cleared(&mut c.session, cleared.is_ok());
                 }
                 Action::Sleep { ms, .. } => c.delay.delay_ms(ms).await,
                 Action::Done => return step.finish().map_err(Error::with_store),

@@ -8,7 +8,8 @@
 //! [`SendStep::handle_api_error`]); send [`Action::SendToken`], wipe the scratch buffer, report
 //! with [`SendStep::handle_token_response`] (or [`SendStep::handle_token_error`]) and wipe the
 //! answer; save [`Action::Save`]'s token and report with [`SendStep::handle_saved`]; clear the
-//! store on [`Action::ClearStore`]; sleep through [`Action::Sleep`]. Then [`SendStep::finish`]
+//! store on [`Action::ClearStore`] and report with [`SendStep::handle_cleared`]; sleep through
+//! [`Action::Sleep`]. Then [`SendStep::finish`]
 //! gives the result. The step never reads a clock, sleeps, or does I/O: `now` is an argument
 //! everywhere. A step that answered `Done` answers `Done` to every later poll.**
 //!
@@ -41,7 +42,7 @@
 //!             step.handle_api_response(&mut session, now(), Response::new(204, 0));
 //!         }
 //!         Action::Save(_token) => step.handle_saved(&mut session, true), // write it to flash
-//!         Action::ClearStore => {}                                     // erase it from flash
+//!         Action::ClearStore => step.handle_cleared(&mut session, true), // erase it from flash
 //!         Action::Sleep { ms: _, .. } => {}                            // sleep `ms` milliseconds
 //!         Action::Done => break step.finish(),
 //!     }
@@ -53,7 +54,7 @@
 use crate::client::{ClientConfig, Error};
 use crate::fmt::{log_debug, log_warn};
 use crate::protocol::{Endpoint, Grant, RefreshError, Request, TokenResponse};
-use crate::session::{ApiVerdict, Output, Secret, Session, TokenId};
+use crate::session::{ApiVerdict, Counted, Output, Secret, Session, TokenId};
 use crate::store::Never;
 use crate::time::{Instant, UnixTime};
 use crate::transport::{BearerError, Error as TransportError, ErrorKind, Response};
@@ -118,6 +119,8 @@ pub struct SendStep<'r, E> {
     sent_token: Option<TokenId>,
     /// An [`Action::ClearStore`] is due.
     clear_store: bool,
+    /// The last poll answered [`Action::Sleep`] for this many milliseconds.
+    slept: Option<u32>,
     /// The call's result, once it is known.
     end: Option<Result<Response, Error<E, Never>>>,
 }
@@ -134,6 +137,7 @@ impl<'r, E> SendStep<'r, E> {
             last: None,
             sent_token: None,
             clear_store: false,
+            slept: None,
             end: None,
         }
     }
@@ -149,6 +153,9 @@ impl<'r, E> SendStep<'r, E> {
     where
         'r: 'a,
     {
+        if let Some(ms) = self.slept.take() {
+            session.count(Counted::Sleep(ms));
+        }
         if core::mem::take(&mut self.clear_store) {
             return Action::ClearStore;
         }
@@ -185,10 +192,10 @@ impl<'r, E> SendStep<'r, E> {
                     return self.end(Err(Error::RetryLater { last: self.last }));
                 }
                 let ms = at.saturating_duration_since(now).as_millis().max(1);
-                Action::Sleep {
-                    until: at,
-                    ms: u32::try_from(ms).unwrap_or(u32::MAX),
-                }
+                let ms = u32::try_from(ms).unwrap_or(u32::MAX);
+                // Counted at the next poll, once slept (the session is borrowed here).
+                self.slept = Some(ms);
+                Action::Sleep { until: at, ms }
             }
             Output::LoginRequired(reason) => self.end(Err(Error::LoginRequired(reason))),
             Output::Failed(e) => self.end(Err(Error::Fatal(e))),
@@ -215,7 +222,10 @@ impl<'r, E> SendStep<'r, E> {
         }
         match session.handle_api_status(now, token, response.status) {
             ApiVerdict::Done => self.end = Some(Ok(response)),
-            ApiVerdict::Retry if !self.retried => self.retried = true,
+            ApiVerdict::Retry if !self.retried => {
+                self.retried = true;
+                session.count(Counted::Retry);
+            }
             ApiVerdict::Retry | ApiVerdict::Unauthorized => {
                 self.end = Some(Err(Error::Unauthorized(response)));
             }
@@ -225,9 +235,27 @@ impl<'r, E> SendStep<'r, E> {
     /// Reports that [`Action::SendApi`] failed in the transport: the call ends with
     /// [`Error::Transport`] (the token was fine). Without an API request outstanding, it is
     /// ignored.
-    pub fn handle_api_error(&mut self, error: E) {
+    pub fn handle_api_error<const A: usize, const R: usize>(
+        &mut self,
+        session: &mut Session<'_, A, R>,
+        error: E,
+    ) {
         if self.sent_token.take().is_some() {
+            session.count(Counted::ApiFailure);
             self.end = Some(Err(Error::Transport(error)));
+        }
+    }
+
+    /// Reports whether the store was cleared after [`Action::ClearStore`]. A failure changes
+    /// nothing for this call; it is counted in [`Stats::store_failures`](crate::Stats).
+    pub fn handle_cleared<const A: usize, const R: usize>(
+        &mut self,
+        session: &mut Session<'_, A, R>,
+        cleared: bool,
+    ) {
+        if !cleared {
+            log_warn!("token store: the rejected refresh token was not cleared");
+            session.count(Counted::StoreFailure);
         }
     }
 

@@ -152,9 +152,15 @@ pub enum ApiVerdict {
     Unauthorized,
 }
 
-/// Counters, for logs and tests.
+/// Counters, for logs, metrics and tests. Every counter saturates.
+///
+/// The session counts what it sees itself (token-endpoint outcomes, API statuses, saves); the
+/// driver step ([`SendStep`](crate::SendStep), and so `Client` and `AsyncClient`) adds what
+/// only the I/O loop sees: API requests that failed in the transport, the retry it sent after a
+/// 401, backoff sleeps and failed store clears.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
 pub struct Stats {
     /// Successful refreshes.
     pub refreshes: u32,
@@ -162,6 +168,33 @@ pub struct Stats {
     pub logins: u32,
     /// Failed refreshes and logins.
     pub failures: u32,
+    /// API requests sent with a token: answered ([`Session::handle_api_status`]) or failed in
+    /// the transport (driver).
+    pub api_requests: u32,
+    /// API answers with status 401.
+    pub unauthorized: u32,
+    /// API requests sent again, with a new token, after a 401 (driver).
+    pub retries: u32,
+    /// Backoff and `nbf` sleeps (driver).
+    pub sleeps: u32,
+    /// The time slept through those, in milliseconds (driver).
+    pub slept_ms: u64,
+    /// Refresh tokens that could not be saved ([`Session::handle_persisted`]`(false)`), and
+    /// stores that could not be cleared (driver).
+    pub store_failures: u32,
+}
+
+/// The driver's events that [`Stats`] counts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Counted {
+    /// An API request failed in the transport.
+    ApiFailure,
+    /// The API request was sent again after a 401.
+    Retry,
+    /// The loop slept this many milliseconds.
+    Sleep(u32),
+    /// The store could not be cleared.
+    StoreFailure,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -577,8 +610,24 @@ impl<'c, const A: usize, const R: usize> Session<'c, A, R> {
     /// Reports that the refresh token from [`Output::Persist`] was saved (`saved`) or could not
     /// be (it stays usable in RAM either way; the caller reports the failure).
     pub fn handle_persisted(&mut self, saved: bool) {
-        let _ = saved;
+        if !saved {
+            self.stats.store_failures = self.stats.store_failures.saturating_add(1);
+        }
         self.persist_pending = false;
+    }
+
+    /// Counts an event only the driver sees.
+    pub(crate) fn count(&mut self, event: Counted) {
+        let s = &mut self.stats;
+        match event {
+            Counted::ApiFailure => s.api_requests = s.api_requests.saturating_add(1),
+            Counted::Retry => s.retries = s.retries.saturating_add(1),
+            Counted::Sleep(ms) => {
+                s.sleeps = s.sleeps.saturating_add(1);
+                s.slept_ms = s.slept_ms.saturating_add(u64::from(ms));
+            }
+            Counted::StoreFailure => s.store_failures = s.store_failures.saturating_add(1),
+        }
     }
 
     /// Reports the status of an API response sent with `token`.
@@ -588,6 +637,10 @@ impl<'c, const A: usize, const R: usize> Session<'c, A, R> {
     /// [`ApiVerdict::Unauthorized`]. A 401 for a token already replaced asks for a retry with
     /// the new one.
     pub fn handle_api_status(&mut self, now: Instant, token: TokenId, status: u16) -> ApiVerdict {
+        self.stats.api_requests = self.stats.api_requests.saturating_add(1);
+        if status == 401 {
+            self.stats.unauthorized = self.stats.unauthorized.saturating_add(1);
+        }
         self.observe(now);
         let Some(meta) = self.meta.as_mut() else {
             return if status == 401 {

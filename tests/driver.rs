@@ -143,10 +143,6 @@ impl Timeline {
         self.send_at_ms(secs * 1000);
     }
 
-    fn step(&mut self) -> &mut SendStep<'static, ErrorKind> {
-        self.step.as_mut().expect("no call in progress")
-    }
-
     /// Polls the step at the current time.
     fn next(&mut self) -> Seen {
         let step = self.step.as_mut().expect("no call in progress");
@@ -199,6 +195,18 @@ impl Timeline {
     fn token_fails(&mut self, kind: ErrorKind) {
         let (now, step) = (self.now, self.step.as_mut().unwrap());
         step.handle_token_error(&mut self.session, now, kind);
+    }
+
+    /// The API request failed in the transport.
+    fn api_fails(&mut self, kind: ErrorKind) {
+        let step = self.step.as_mut().unwrap();
+        step.handle_api_error(&mut self.session, kind);
+    }
+
+    /// The store was cleared, or not.
+    fn cleared(&mut self, ok: bool) {
+        let step = self.step.as_mut().unwrap();
+        step.handle_cleared(&mut self.session, ok);
     }
 
     fn saved(&mut self, ok: bool) {
@@ -317,7 +325,13 @@ fn a_401_leads_to_one_refresh_and_one_retry() {
     t.api(401);
     assert_eq!(t.next(), Seen::Done);
     assert!(matches!(t.finish(), Err(Error::Unauthorized(r)) if r.status == 401));
-    assert_eq!(t.session.stats().refreshes, 2);
+    let stats = t.session.stats();
+    assert_eq!(stats.refreshes, 2);
+    // The login's request, then two calls of two requests each; three 401s, two retries.
+    assert_eq!(
+        (stats.api_requests, stats.unauthorized, stats.retries),
+        (5, 3, 2)
+    );
 }
 
 #[test]
@@ -371,6 +385,11 @@ fn backoff_sleeps_until_max_wait_then_retry_later() {
     }
     // The tokens are kept for the next call.
     assert!(t.session.has_refresh_token());
+    let stats = t.session.stats();
+    assert_eq!(
+        (stats.sleeps, stats.slept_ms, stats.failures),
+        (2, 60_000, 3)
+    );
 }
 
 #[test]
@@ -472,11 +491,13 @@ fn a_definitive_rejection_clears_the_store() {
         r#"{"detail":"Token is blacklisted","code":"token_not_valid"}"#,
     );
     assert_eq!(t.next(), Seen::ClearStore);
+    t.cleared(false); // the flash erase failed: counted, and the call goes on
     assert_eq!(t.next(), Seen::Done);
     assert!(matches!(
         t.finish(),
         Err(Error::LoginRequired(LoginReason::RefreshTokenRejected))
     ));
+    assert_eq!(t.session.stats().store_failures, 1);
 }
 
 #[test]
@@ -517,6 +538,7 @@ fn a_failed_save_keeps_the_tokens_usable() {
     assert_eq!(t.next(), Seen::Done);
     assert_eq!(status(t.finish()), 200);
     assert!(t.session.has_refresh_token());
+    assert_eq!(t.session.stats().store_failures, 1);
 }
 
 #[test]
@@ -546,13 +568,14 @@ fn transport_failures() {
     assert_eq!(t.next(), save(&r1));
     t.saved(true);
     assert_eq!(t.next(), bearer(&a1));
-    let step = t.step();
-    step.handle_api_error(ErrorKind::TimedOut);
+    t.api_fails(ErrorKind::TimedOut);
     assert_eq!(t.next(), Seen::Done);
     assert!(matches!(
         t.finish(),
         Err(Error::Transport(ErrorKind::TimedOut))
     ));
+    // A request that failed in the transport was still sent.
+    assert_eq!(t.session.stats().api_requests, 1);
 }
 
 #[test]
@@ -561,7 +584,8 @@ fn answers_nobody_asked_for_are_ignored_and_an_abandoned_call_is_retry_later() {
     t.send_at(0);
     // An API answer and an API failure before any API request was asked for.
     t.api(500);
-    t.step().handle_api_error(ErrorKind::Other);
+    t.api_fails(ErrorKind::Other);
+    assert_eq!(t.session.stats().api_requests, 0);
     assert_eq!(t.next(), login());
     // The application gives up before the step is done.
     assert!(matches!(t.finish(), Err(Error::RetryLater { last: None })));
