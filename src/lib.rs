@@ -110,14 +110,19 @@ pub use clock::Clock;
 #[cfg(feature = "std")]
 pub use clock::SystemClock;
 pub use driver::{Action, SendStep};
-pub use policy::{Lease, RefreshPolicy};
-pub use protocol::{FailureClass, Protocol, RefreshError, Request, TokenResponse};
-pub use session::{ApiVerdict, Output, Session, TokenId};
-pub use store::{NoStore, TokenStore};
+// Every type in the public signatures of `Session`, `Client`, `AsyncClient` and `SendStep`
+// is reachable from the crate root.
+pub use policy::{Lease, LeaseError, LeaseWarning, LifetimeSource, RefreshPolicy, TokenFacts};
+pub use protocol::{
+    AnswerError, BufferTooSmall, Endpoint, FailureClass, Grant, Method, OAuthErrorCode, Protocol,
+    RefreshError, Request, TokenKind, TokenResponse,
+};
+pub use session::{ApiVerdict, LoginReason, Output, Secret, Session, SessionError, Stats, TokenId};
+pub use store::{Never, NoStore, TokenStore};
 pub use time::{Duration, Instant, UnixTime};
 #[cfg(feature = "async")]
 pub use transport::AsyncTransport;
-pub use transport::{Response, Transport};
+pub use transport::{BearerError, ErrorKind, ErrorType, Response, Transport};
 
 /// The README's Rust examples, compiled and run as doctests.
 #[cfg(doctest)]

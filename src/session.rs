@@ -608,7 +608,16 @@ impl<'c, const A: usize, const R: usize> Session<'c, A, R> {
     }
 
     /// Reports that the refresh token from [`Output::Persist`] was saved (`saved`) or could not
-    /// be (it stays usable in RAM either way; the caller reports the failure).
+    /// be.
+    ///
+    /// **An unsaved rotation keeps working in RAM and is reported.** When the save fails, the
+    /// server has already issued the new refresh token, and with rotation and blacklisting the
+    /// old one is dead: refusing the new tokens would lose the only valid refresh token, and
+    /// retrying the save from here would block every request behind a broken store. So the
+    /// new tokens are used, the failure is counted ([`Stats::store_failures`]) and the driver
+    /// hands it to the application (`Client::take_store_error`), which decides (alert, retry
+    /// the store, reboot). The next rotation is saved again as usual; a restart before then
+    /// restores the older stored token, which the server may reject, leading to a login.
     pub fn handle_persisted(&mut self, saved: bool) {
         if !saved {
             self.stats.store_failures = self.stats.store_failures.saturating_add(1);
