@@ -11,6 +11,15 @@
 //!    `serde_json`, its refresh token is handed over for saving before anything is sent, and the
 //!    `Authorization` header carries exactly the access token it holds; after a failure the
 //!    session backs off exactly as documented, keeps the old refresh token, and sends it again.
+//!    And an independent model of the answer path: a body `serde_json` reads within the
+//!    documented limits (16 levels of nesting, the top-level object included; whole-second
+//!    `expires_in` without the `float-dates` feature) gives exactly the modelled error, a
+//!    usable answer or the exact `AnswerError`; a body nested deeper, or not starting with `{`,
+//!    is `AnswerError::Json` (and has no error code); whatever the crate takes from a body
+//!    `serde_json` does not read is explained by the documented leniency: the members it reads
+//!    are JSON with the values it took, only the ones it skips may be lenient
+//!    (`jwt_refresh_fuzz::read_object`; known deviations beyond that are tolerated unless
+//!    `JWT_REFRESH_FUZZ_STRICT` names them, see `jwt_refresh_fuzz::KNOWN_DEVIATIONS`).
 //! 2. **Structured**: the same bytes build a well-formed success or error answer (real shapes,
 //!    any member order, escapes, extra members, `expires_in` as a number or a string, `nbf`,
 //!    with or without `iat`, with or without a wall clock). The expected outcome is computed
@@ -24,15 +33,20 @@
 
 use arbitrary::{Arbitrary, Unstructured};
 use jwt_refresh::policy::LeaseError;
+use jwt_refresh::protocol::{AnswerError, TokenKind};
 use jwt_refresh::protocol::{
     ClientAuth, Credentials, FailureClass, Grant, OAuth2, OAuth2Login, OAuthErrorCode, SimpleJwt,
 };
 use jwt_refresh::session::{LoginReason, SessionError};
+use jwt_refresh::session::{DEFAULT_ACCESS_CAPACITY, DEFAULT_REFRESH_CAPACITY};
 use jwt_refresh::{
     Duration, Instant, Output, Protocol, RefreshError, RefreshPolicy, Session, TokenResponse,
     UnixTime,
 };
-use jwt_refresh_fuzz::{json_members, json_str, jws, Escape, JsonVerdict, Member, EPOCH};
+use jwt_refresh_fuzz::{
+    is_ws, json_members, json_str, jws, nesting_depth, read_members, read_object, strict,
+    string_units, Escape, JsonVerdict, Reading, EPOCH, MAX_NESTING,
+};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -248,39 +262,34 @@ fn raw(data: &[u8]) {
     if let Err(e) = &result {
         let _ = e.to_string();
     }
-    let members = match json_members(case.body) {
-        JsonVerdict::Object(m) => Some(m),
-        _ => None,
-    };
+    // The error code the crate found must be in the body: read as the crate reads it (it only
+    // delimits the values of that name, and takes the last one when it has no escapes).
     let member_is = |key: &str, value: &str| {
-        members.as_ref().is_some_and(|m| {
-            m.iter()
-                .any(|m| m.key == key && m.value.as_str() == Some(value))
-        })
+        justify(case.body, &[key], false, "the error code")
+            .is_some_and(|reading| error_code(&reading, key).as_deref() == Some(value))
     };
     let success = (200..300).contains(&case.status);
     let transient = matches!(case.status, 408 | 425 | 429 | 500..=599);
+    exact(&case, &result);
     match result {
         Ok(grant) => {
             assert!(success, "status {} accepted", case.status);
             assert_eq!(grant, case.grant);
-            let members: Vec<Member> = match json_members(case.body) {
-                // Escaped names are the same names (`"refr\u0065sh"` is `refresh`): the parsers
-                // skipped them until 4b00ea3 (`regressions/protocol/escaped-refresh-key-ignored`).
-                JsonVerdict::Object(m) => m,
-                JsonVerdict::Limit => return,
-                other => panic!("an answer serde_json calls {other:?} was accepted"),
-            };
-            let (access_key, refresh_key) = if case.dialect.oauth() {
-                ("access_token", "refresh_token")
-            } else {
-                ("access", "refresh")
-            };
+            // Escaped names are the same names (`"refr\u0065sh"` is `refresh`): the parsers
+            // skipped them until 4b00ea3 (`regressions/protocol/escaped-refresh-key-ignored`).
+            let fields = fields(case.dialect);
+            let reading =
+                justify(case.body, &fields, true, "an accepted answer").unwrap_or_else(|| {
+                    panic!(
+                        "accepted an answer that is no JSON object: {:?}",
+                        String::from_utf8_lossy(case.body)
+                    )
+                });
+            let (access_key, refresh_key) = (fields[0], fields[1]);
             let values = |key: &str| -> Vec<String> {
-                members
-                    .iter()
-                    .filter(|m| m.key == key)
-                    .filter_map(|m| m.value.as_str().map(str::to_owned))
+                reading
+                    .named(key)
+                    .filter_map(|m| m.value.as_ref()?.as_str().map(str::to_owned))
                     .collect()
             };
             let accesses = values(access_key);
@@ -320,12 +329,10 @@ fn raw(data: &[u8]) {
                 other => panic!("after a success: {other:?}"),
             }
             // `expires_in` bounds the lease.
-            let expires_in = members.iter().find_map(|m| {
-                (case.dialect.oauth() && m.key == "expires_in").then(|| {
-                    m.value
-                        .as_u64()
-                        .or_else(|| m.value.as_str().and_then(|s| s.parse().ok()))
-                })
+            let expires_in = reading.named("expires_in").find_map(|m| {
+                case.dialect
+                    .oauth()
+                    .then(|| expires_in_value(m.raw, m.value.as_ref()?))
             });
             if let Some(Some(secs)) = expires_in {
                 assert!(
@@ -388,6 +395,275 @@ fn raw(data: &[u8]) {
             }
             after_failure(&mut s, &case, e);
         }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The answer path, modelled
+// ---------------------------------------------------------------------------------------------
+
+/// The members a success answer's reader reads, access and refresh token first.
+fn fields(dialect: Dialect) -> Vec<&'static str> {
+    if dialect.oauth() {
+        vec!["access_token", "refresh_token", "token_type", "expires_in"]
+    } else {
+        vec!["access", "refresh"]
+    }
+}
+
+/// The body read as the crate reads it, looking for the members `known` (their values read
+/// strictly when `values`, else only delimited): `None` when it is no object even with the
+/// documented leniency; a reading that needs a known deviation is allowed unless the run is
+/// strict about it.
+fn justify<'a>(body: &'a [u8], known: &[&str], values: bool, what: &str) -> Option<Reading<'a>> {
+    if nesting_depth(body) > MAX_NESTING {
+        return None;
+    }
+    let is_known = |name: &str| known.contains(&name);
+    let strict_value = |name: &str| values && known.contains(&name);
+    match read_members(body, &is_known, &strict_value, false) {
+        Ok(reading) => Some(reading),
+        Err(_) => {
+            let reading = read_members(body, &is_known, &strict_value, true).ok()?;
+            for deviation in &reading.deviations {
+                assert!(
+                    !strict(deviation),
+                    "known deviation `{deviation}` in {what}: {:?}",
+                    String::from_utf8_lossy(body)
+                );
+            }
+            Some(reading)
+        }
+    }
+}
+
+/// A plain (unescaped) string member as an error answer's reader takes it: the last member of
+/// that name, when every member of that name is a string (only delimited: nothing in them is
+/// decoded); `None` when it has escapes.
+fn error_code(reading: &Reading<'_>, key: &str) -> Option<String> {
+    let named: Vec<_> = reading.named(key).collect();
+    if named.iter().any(|m| !m.raw.starts_with(b"\"")) {
+        return None;
+    }
+    let content = named.last()?.raw.strip_prefix(b"\"")?.strip_suffix(b"\"")?;
+    if content.contains(&b'\\') {
+        return None;
+    }
+    String::from_utf8(content.to_vec()).ok()
+}
+
+/// `expires_in` as the crate reads it: a JSON integer (with `float-dates` any number, floored,
+/// refused when negative or 2^64 or more), or a string of ASCII digits without escapes.
+fn expires_in_value(raw: &[u8], value: &serde_json::Value) -> Option<u64> {
+    if let Some(text) = value.as_str() {
+        return (!raw.contains(&b'\\') && text.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| text.parse().ok())
+            .flatten();
+    }
+    #[cfg(not(feature = "float-dates"))]
+    return value.as_u64();
+    #[cfg(feature = "float-dates")]
+    return value
+        .as_f64()
+        .filter(|f| (0.0..18_446_744_073_709_551_616.0).contains(f))
+        .map(|f| f as u64);
+}
+
+/// A token's decoded characters against the session's rules: visible ASCII (and space for a
+/// refresh token), not empty, at most `capacity` bytes; the first offending character decides.
+fn token_check(raw: &[u8], token: TokenKind, capacity: usize) -> Result<(), AnswerError> {
+    let units = string_units(raw).expect("a string member read");
+    let mut len = 0;
+    for u in units {
+        len += u.c.len_utf8();
+        let allowed = u.c.is_ascii_graphic() || (u.c == ' ' && token == TokenKind::Refresh);
+        if !allowed {
+            return Err(AnswerError::InvalidToken { token });
+        }
+        if len > capacity {
+            return Err(AnswerError::TokenTooLong { token, capacity });
+        }
+    }
+    if len == 0 {
+        return Err(AnswerError::InvalidToken { token });
+    }
+    Ok(())
+}
+
+/// What a success answer's body must give before the token is scheduled: the first problem in
+/// member order, then the missing access token, then the tokens' characters and lengths.
+fn answer_model(reading: &Reading<'_>, dialect: Dialect) -> Result<(), AnswerError> {
+    let fields = fields(dialect);
+    let (mut access, mut refresh, mut token_type, mut expires_in) = (None, None, false, None);
+    for m in &reading.members {
+        let Some(field) = m
+            .key
+            .as_deref()
+            .and_then(|k| fields.iter().position(|f| *f == k))
+        else {
+            continue;
+        };
+        let duplicate = match field {
+            0 => access.is_some(),
+            1 => refresh.is_some(),
+            2 => token_type,
+            _ => expires_in.is_some(),
+        };
+        if duplicate {
+            return Err(AnswerError::DuplicateField);
+        }
+        let value = m.value.as_ref().expect("a member read strictly");
+        match field {
+            0 | 1 => {
+                let token = if field == 0 {
+                    TokenKind::Access
+                } else {
+                    TokenKind::Refresh
+                };
+                if !value.is_string() {
+                    return Err(AnswerError::InvalidToken { token });
+                }
+                *(if field == 0 {
+                    &mut access
+                } else {
+                    &mut refresh
+                }) = Some(m.raw);
+            }
+            2 => {
+                let bearer = !m.raw.contains(&b'\\')
+                    && value
+                        .as_str()
+                        .is_some_and(|t| t.eq_ignore_ascii_case("bearer"));
+                if !bearer {
+                    return Err(AnswerError::UnsupportedTokenType);
+                }
+                token_type = true;
+            }
+            _ => {
+                expires_in =
+                    Some(expires_in_value(m.raw, value).ok_or(AnswerError::InvalidExpiresIn)?);
+            }
+        }
+    }
+    let access = access.ok_or(AnswerError::MissingAccessToken)?;
+    let bearer_len = "Bearer ".len();
+    token_check(
+        access,
+        TokenKind::Access,
+        DEFAULT_ACCESS_CAPACITY - bearer_len,
+    )?;
+    if let Some(refresh) = refresh {
+        token_check(refresh, TokenKind::Refresh, DEFAULT_REFRESH_CAPACITY)?;
+    }
+    Ok(())
+}
+
+fn oauth_code(code: &str) -> OAuthErrorCode {
+    [
+        OAuthCode::InvalidRequest,
+        OAuthCode::InvalidClient,
+        OAuthCode::InvalidGrant,
+        OAuthCode::UnauthorizedClient,
+        OAuthCode::UnsupportedGrantType,
+        OAuthCode::InvalidScope,
+        OAuthCode::ServerError,
+        OAuthCode::TemporarilyUnavailable,
+    ]
+    .into_iter()
+    .find(|c| c.text() == code)
+    .map_or(OAuthErrorCode::Other, OAuthCode::code)
+}
+
+/// The classification of an answer that is not 2xx, from the error code the body holds.
+fn error_model(case: &RawCase<'_>, code: Option<String>) -> RefreshError {
+    let status = case.status;
+    if matches!(status, 408 | 425 | 429 | 500..=599) {
+        return RefreshError::Unavailable {
+            status,
+            retry_after: case.retry_after,
+        };
+    }
+    if !case.dialect.oauth() {
+        return match (status, case.grant) {
+            (401, Grant::Login) => RefreshError::CredentialsRejected,
+            (401, Grant::Refresh) if code.as_deref() == Some("token_not_valid") => {
+                RefreshError::RefreshTokenRejected
+            }
+            _ => RefreshError::Configuration { status, code: None },
+        };
+    }
+    let code = code.as_deref().map(oauth_code);
+    match (code, case.grant) {
+        (Some(OAuthErrorCode::InvalidGrant), Grant::Refresh) => RefreshError::RefreshTokenRejected,
+        (Some(OAuthErrorCode::InvalidClient), Grant::Login) => RefreshError::CredentialsRejected,
+        (Some(OAuthErrorCode::ServerError | OAuthErrorCode::TemporarilyUnavailable), _) => {
+            RefreshError::Unavailable {
+                status,
+                retry_after: case.retry_after,
+            }
+        }
+        _ => RefreshError::Configuration { status, code },
+    }
+}
+
+/// The exact outcome where the model knows it: a body `serde_json` reads as an object within
+/// the limits, or one the crate must refuse before reading (too deep, not starting with `{`).
+fn exact(case: &RawCase<'_>, result: &Result<Grant, RefreshError>) {
+    let body = case.body;
+    let text = String::from_utf8_lossy(body);
+    let success = (200..300).contains(&case.status);
+    let refused =
+        nesting_depth(body) > MAX_NESTING || body.iter().find(|&&b| !is_ws(b)) != Some(&b'{');
+    let reading = if refused {
+        None
+    } else if let JsonVerdict::Object(_) = json_members(body) {
+        let known: Vec<&str> = if success {
+            fields(case.dialect)
+        } else {
+            vec![if case.dialect.oauth() {
+                "error"
+            } else {
+                "code"
+            }]
+        };
+        let is_known = |name: &str| known.contains(&name);
+        Some(
+            read_object(body, &is_known, false)
+                .unwrap_or_else(|e| panic!("serde_json reads {text:?}, read_object: {e}")),
+        )
+    } else {
+        // Not JSON to serde_json: no exact model (the leniency checks are in `raw`).
+        return;
+    };
+    if std::env::var_os("JWT_REFRESH_FUZZ_TRACE").is_some() {
+        eprintln!(
+            "{} {:?} {} {text:?}\n-> {result:?}",
+            case.dialect.name(),
+            case.grant,
+            case.status
+        );
+    }
+    if success {
+        match reading.map_or(Err(AnswerError::Json), |r| answer_model(&r, case.dialect)) {
+            Err(e) => assert_eq!(*result, Err(RefreshError::BadAnswer(e)), "answer {text:?}"),
+            Ok(()) => assert!(
+                matches!(result, Ok(_) | Err(RefreshError::Unschedulable(_))),
+                "a usable answer gave {result:?}: {text:?}"
+            ),
+        }
+    } else {
+        let key = if case.dialect.oauth() {
+            "error"
+        } else {
+            "code"
+        };
+        let code = reading.and_then(|r| error_code(&r, key));
+        assert_eq!(
+            *result,
+            Err(error_model(case, code)),
+            "answer {} {text:?}",
+            case.status
+        );
     }
 }
 
@@ -501,6 +777,16 @@ enum Token {
 enum ExpiresIn {
     Number(u32),
     Text(u32),
+    /// `n.fff`: read (floored) only with `float-dates`, else `InvalidExpiresIn`.
+    Fraction(u32, u16),
+    /// `m.de+x`, `x` in 0..=9: read (floored) only with `float-dates`.
+    Exponent {
+        mantissa: u8,
+        digit: u8,
+        exp: u8,
+    },
+    /// `-n`: never a lifetime.
+    Negative(u32),
 }
 
 #[derive(Arbitrary, Debug)]
@@ -773,6 +1059,9 @@ fn success(
         members.push(format!("\"{refresh_key}\":{r}"));
     }
     let mut expires_in = None;
+    // `expires_in` is no whole number of seconds the crate reads.
+    let mut bad_expires_in = false;
+    let mut too_deep = false;
     if oauth {
         match spec.token_type {
             TokenType::Bearer => members.push(r#""token_type":"Bearer""#.into()),
@@ -789,6 +1078,44 @@ fn success(
                 expires_in = Some(u64::from(n));
                 members.push(format!(r#""expires_in":"{n}""#));
             }
+            Some(ExpiresIn::Fraction(n, f)) => {
+                // Exact: none of these is within an f64 step of the next integer.
+                if cfg!(feature = "float-dates") {
+                    expires_in = Some(u64::from(n));
+                } else {
+                    bad_expires_in = true;
+                }
+                members.push(format!(r#""expires_in":{n}.{:03}"#, f % 1000));
+            }
+            Some(ExpiresIn::Exponent {
+                mantissa,
+                digit,
+                exp,
+            }) => {
+                let (digit, exp) = (digit % 10, exp % 10);
+                // (mantissa * 10 + digit) * 10^(exp - 1), floored.
+                let tenths = u64::from(mantissa) * 10 + u64::from(digit);
+                let value = if exp == 0 {
+                    tenths / 10
+                } else {
+                    tenths * 10u64.pow(u32::from(exp) - 1)
+                };
+                if cfg!(feature = "float-dates") {
+                    expires_in = Some(value);
+                } else {
+                    bad_expires_in = true;
+                }
+                members.push(format!(r#""expires_in":{mantissa}.{digit}e+{exp}"#));
+            }
+            Some(ExpiresIn::Negative(n)) => {
+                // `-0` floors to 0 with `float-dates` (and is then no usable lifetime).
+                if cfg!(feature = "float-dates") && n == 0 {
+                    expires_in = Some(0);
+                } else {
+                    bad_expires_in = true;
+                }
+                members.push(format!(r#""expires_in":-{n}"#));
+            }
             None => {}
         }
     }
@@ -797,7 +1124,9 @@ fn success(
             Extra::Scope(s) => format!(r#""scope":{}"#, json_str(s, escape)),
             Extra::Number(n) => format!(r#""user_id":{n}"#),
             Extra::Nested(d) => {
-                let d = usize::from(d % 64); // two levels each, under the 128 allowed
+                // Two levels each, below the top-level object: up to 7 fit the 16 allowed.
+                let d = usize::from(d % 12);
+                too_deep |= 1 + 2 * d > MAX_NESTING;
                 format!(r#""x-nested":{}0{}"#, "[{\"a\":".repeat(d), "}]".repeat(d))
             }
             Extra::Null => r#""id_token":null"#.into(),
@@ -849,6 +1178,12 @@ fn success(
         wait_ms,
     };
     let expect = match secs {
+        // The body is read before anything is scheduled: nesting first (before parsing), then
+        // `expires_in` (the only failing member; unknown members follow any order).
+        _ if too_deep => Expect::Failed(RefreshError::BadAnswer(AnswerError::Json)),
+        _ if bad_expires_in => {
+            Expect::Failed(RefreshError::BadAnswer(AnswerError::InvalidExpiresIn))
+        }
         Some(Err(e)) => Expect::Failed(RefreshError::Unschedulable(e)),
         // One second off a whole-second life (the server floors `iat`): 1 s leaves nothing.
         Some(Ok(0 | 1)) => {

@@ -167,6 +167,13 @@ JWE = (
 
 
 def decode_seeds():
+    """Token seeds. Since e593d62 (serde-json-core) three of them have another outcome, as
+    documented: `float-and-exponent-dates` is `InvalidNumericDate { exp }` without the
+    `float-dates` feature (was exp 1732700000, iat 1732699700, nbf 0); `escaped-keys-and-strings`
+    is `Json` for `Claims` because `sub` holds a surrogate pair escape (`TimeClaims` still reads
+    exp 1732700000); `deep-unknown-claim` nests 128 levels and is `TooDeep` (was read). The
+    `-bmp`, `nested-16-levels` and `lenient-unknown-values` seeds keep what they covered within
+    the new limits."""
     none_alg = b64(b'{"alg":"none"}') + "." + b64(compact({"sub": "device-7", "exp": IAT + 60}).encode()) + "."
     floats = with_fake_sig('{"exp":1732700000.5,"iat":1.7326997E9,"nbf":-0}', {"alg": "HS256"}, 32)
     escaped = with_fake_sig(
@@ -180,6 +187,15 @@ def decode_seeds():
     big = with_fake_sig(big_payload, {"alg": "RS256", "kid": "k"}, 256)
     duplicate = with_fake_sig('{"exp":1,"exp":2}', {"alg": "HS256"}, 32)
     deep = with_fake_sig('{"exp":1732700000,"x":' + "[" * 127 + "]" * 127 + "}", {"alg": "HS256"}, 32)
+    # Read: a BMP escape, 16 levels with the payload object, unknown values serde-json-core
+    # skips without checking them.
+    escaped_bmp = with_fake_sig(
+        '{"e\\u0078p":1732700000,"iss":"https:\\/\\/auth.example.com\\/","sub":"d\\u00e9vice \\u6771"}',
+        {"alg": "HS256"},
+        32,
+    )
+    nested_16 = with_fake_sig('{"exp":1732700000,"x":' + "[" * 15 + "]" * 15 + "}", {"alg": "HS256"}, 32)
+    lenient = with_fake_sig('{"a":tru,"b":1.2.3,"c":[1 2],"exp":1732700000}', {"alg": "HS256"}, 32)
     return {
         "simplejwt-access": ACCESS,
         "simplejwt-refresh": REFRESH,
@@ -197,6 +213,9 @@ def decode_seeds():
         "large-payload": big,
         "duplicate-exp": duplicate,
         "deep-unknown-claim": deep,
+        "escaped-keys-and-strings-bmp": escaped_bmp,
+        "nested-16-levels": nested_16,
+        "lenient-unknown-values": lenient,
     }
 
 
@@ -324,6 +343,16 @@ def protocol_seeds():
         "server-error-400": ("oauth2 refresh 400", compact({"error": "server_error"})),
         "temporarily-unavailable": ("oauth2 refresh 503 120", compact({"error": "temporarily_unavailable"})),
         "slow-down": ("oauth2 refresh 400", compact({"error": "slow_down"})),
+        # Since e593d62 (serde-json-core): a non-integer `expires_in` is `InvalidExpiresIn`
+        # without the `float-dates` feature; 17 levels of nesting are `AnswerError::Json`.
+        "float-expires-in": (
+            "oauth2 refresh 200",
+            '{"access_token":"ya29.a0AfB_byC1d2E3","expires_in":3599.5,"token_type":"Bearer"}',
+        ),
+        "nested-17-levels": (
+            "simplejwt refresh 200",
+            '{"access":"' + ACCESS2 + '","x":' + "[" * 16 + "]" * 16 + "}",
+        ),
     }
 
 
