@@ -392,7 +392,7 @@ fn decode_string<const S: usize>(
     out: &mut String<S>,
 ) -> Result<(), DecodeError> {
     let too_long = DecodeError::ClaimTooLong { claim, capacity: S };
-    if let Some(plain) = raw.unescaped() {
+    if let Some(plain) = raw.unescaped().filter(|_| raw.is_strict_json()) {
         return out.push_str(plain).map_err(|_| too_long);
     }
     // An invalid escape (or a UTF-16 surrogate pair, which `serde-json-core` refuses) is not

@@ -137,8 +137,36 @@ impl<'a> RawStr<'a> {
         }
     }
 
-    /// Calls `f` with every decoded character, stopping at its first error; `invalid` when an
-    /// escape is not valid JSON (`serde-json-core` also refuses UTF-16 surrogate pairs).
+    /// Whether a string read from JSON is strict JSON where `serde-json-core` is lenient: no
+    /// raw control characters (RFC 8259 wants them escaped) and four hex digits after every
+    /// `\u` (the library's unescaper also takes `\u+041`). Text from the application is held
+    /// to the same rule: no token or claim contains a control character.
+    pub(crate) fn is_strict_json(self) -> bool {
+        let bytes = self.raw.as_bytes();
+        let mut at = 0;
+        while let Some(&b) = bytes.get(at) {
+            match b {
+                0x00..=0x1F => return false,
+                b'\\' if self.escaped => {
+                    if bytes.get(at.saturating_add(1)) == Some(&b'u') {
+                        let hex = bytes.get(at.saturating_add(2)..at.saturating_add(6));
+                        if !hex.is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)) {
+                            return false;
+                        }
+                    }
+                    at = at.saturating_add(2);
+                    continue;
+                }
+                _ => {}
+            }
+            at = at.saturating_add(1);
+        }
+        true
+    }
+
+    /// Calls `f` with every decoded character, stopping at its first error; `invalid` when the
+    /// string is not strict JSON ([`RawStr::is_strict_json`]) or an escape is not valid
+    /// (`serde-json-core` also refuses UTF-16 surrogate pairs).
     pub(crate) fn try_for_each_char<E: Copy>(
         self,
         mut f: impl FnMut(char) -> Result<(), E>,
@@ -164,6 +192,9 @@ impl<'a> RawStr<'a> {
     /// an invalid escape.
     #[inline(never)]
     fn each_char(self, f: &mut dyn FnMut(char) -> bool) -> bool {
+        if !self.is_strict_json() {
+            return false;
+        }
         if !self.escaped {
             return self.raw.chars().all(f);
         }

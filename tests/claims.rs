@@ -463,6 +463,27 @@ fn payload_not_json() {
 }
 
 #[test]
+fn strings_the_crate_reads_are_strict_json() {
+    // serde-json-core's unescaper takes `\u+041` and its parser raw control characters; the
+    // crate checks every string it keeps or compares for both.
+    for payload in [
+        r#"{"iss":"\u+041"}"#,
+        "{\"sub\":\"a\nb\"}",
+        "{\"jti\":\"\u{1}\"}",
+        r#"{"aud":["ok","\u+041"]}"#,
+    ] {
+        assert_eq!(decode(payload), Err(DecodeError::Json), "{payload:?}");
+    }
+    // A name that is not strict JSON is no claim name: `e\u+078p` is an unknown member.
+    assert_eq!(decode(r#"{"e\u+078p":5}"#).unwrap().exp, None);
+    // The same characters escaped are fine.
+    assert_eq!(
+        decode(r#"{"sub":"a\nb\u0041"}"#).unwrap().sub.as_deref(),
+        Some("a\nbA")
+    );
+}
+
+#[test]
 fn unknown_scalars_are_skipped_leniently() {
     // serde-json-core skips an unknown number or literal by reading up to the next `,`, `}`
     // or `]` without checking it (README, "serde-json-core's limits"). The registered claims

@@ -429,6 +429,25 @@ mod tests {
     }
 
     #[test]
+    fn a_name_that_is_not_strict_json_is_not_read() {
+        // serde-json-core's unescaper would read `\u+06f` as `o`; the crate does not, so this
+        // body is no `invalid_grant` and the refresh token is kept.
+        let body = r#"{"err\u+06fr":"invalid_grant"}"#;
+        assert!(matches!(
+            parse(Grant::Refresh, &answer(400, body)).unwrap_err(),
+            RefreshError::Configuration { code: None, .. }
+        ));
+        // A token with one is refused when the session checks it.
+        let token = r#"{"access_token":"a\u+041","token_type":"Bearer"}"#;
+        let tokens = parse(Grant::Refresh, &answer(200, token)).unwrap();
+        let kind = crate::protocol::TokenKind::Access;
+        assert_eq!(
+            crate::protocol::check_token(tokens.access, kind, 100),
+            Err(AnswerError::InvalidToken { token: kind })
+        );
+    }
+
+    #[test]
     fn error_answers_rfc6749_section_5_2() {
         let err = |status, code: &str, grant| {
             let mut body: heapless::String<96> = heapless::String::new();
