@@ -10,14 +10,26 @@
 //! refreshed about 30 s before it expires (and used for about 4.5 minutes); a 1-hour token 5
 //! minutes early.
 //!
-//! A fleet whose devices log in together (mass provisioning, the end of an outage) would refresh
+//! A fleet whose devices log in together (mass provisioning, a mass re-login) would refresh
 //! together at every lifetime. So the refresh instant is moved earlier by a random jitter: up to
-//! 80 % of the lifetime on the first lease after a login, a provisioning or a failed refresh
-//! (which scatters a synchronised fleet in one step: its first refreshes spread over most of a
-//! lifetime, never before a tenth of it), and up to 10 % on routine refreshes (which keeps it
-//! scattered at little cost, never before half the lifetime). `examples/fleet` measures the
+//! 80 % of the lifetime on the first lease after a login or a provisioning (which scatters a
+//! synchronised fleet in one step: its first refreshes spread over most of a lifetime, never
+//! before a tenth of it), and up to 10 % on routine refreshes (which keeps it scattered at little
+//! cost, never before half the lifetime). `examples/fleet` measures the
 //! effect on 100,000 devices: the token endpoint's peak after a mass provisioning stays within
 //! 2x its steady-state mean.
+//!
+//! A failed refresh is retried on the token's own time scale ([`RefreshPolicy::backoff_for`]).
+//! The first retry comes a quarter to half of the token's remaining life later (DHCP retries a
+//! renewal at half the time left): a passing failure is mended before the token expires. After
+//! that a device retries about once per refresh interval (the lifetime less the margin, give or
+//! take half a margin: 254 to 284 s for a 5-minute token, at most `backoff_max`), so a fleet
+//! that meets an outage offers the endpoint about its steady load, plus that one early retry,
+//! and comes back from it spread as evenly as it refreshes. A fixed, short base would retry
+//! log2(interval / base) times per interval instead (9x the steady load with 1 s). The lease
+//! after a transient failure keeps the routine jitter: the retries are already spread. Without
+//! a known lifetime the backoff is the classic one, exponential from `backoff_base` with full
+//! jitter.
 //!
 //! Lifetimes derived from whole-second values (`expires_in`, `exp - iat`) lose one second:
 //! servers floor `iat`, so a token can die up to a second earlier than `exp - iat` suggests. A
@@ -41,15 +53,18 @@ pub struct RefreshPolicy {
     pub max_margin: Duration,
     /// Jitter window of routine refreshes, in per mille of the lifetime (default 100: 10 %).
     pub jitter_permille: u16,
-    /// Jitter window of the first lease after a login, a provisioning or a failed refresh, in per
-    /// mille of the lifetime (default 800: 80 %; such a refresh never comes before a tenth of
-    /// the lifetime).
+    /// Jitter window of the first lease after a login or a provisioning, in per mille of the
+    /// lifetime (default 800: 80 %; such a refresh never comes before a tenth of the lifetime).
+    /// A transient failure keeps the routine window: its backoff spreads a fleet already.
     pub first_jitter_permille: u16,
     /// Largest jitter window (default 30 minutes).
     pub max_jitter: Duration,
-    /// First backoff after a transient refresh failure (default 1 s).
+    /// Shortest backoff after a transient failure, and the first one when no usable token is
+    /// left (default 1 s). Without a known lifetime, backoff doubles from it per failure, with
+    /// full jitter.
     pub backoff_base: Duration,
-    /// Largest backoff (default 5 minutes). Backoff doubles per failure, with full jitter.
+    /// Largest backoff (default 5 minutes): the longest a device waits between attempts, and so
+    /// the longest it can take to notice that the token endpoint is back.
     pub backoff_max: Duration,
     /// Largest `Retry-After` honoured (default 1 hour): a hostile answer cannot park the client.
     pub max_retry_after: Duration,
@@ -192,8 +207,8 @@ impl RefreshPolicy {
 
     /// The schedule of a token fetched by a request sent at `fetched_at`.
     ///
-    /// `first` selects the wide jitter window (first lease after a login, provisioning or
-    /// failure); `draw` is a random number (the session's generator supplies it).
+    /// `first` selects the wide jitter window (first lease after a login or a provisioning);
+    /// `draw` is a random number (the session's generator supplies it).
     pub fn lease(
         &self,
         fetched_at: Instant,
@@ -258,7 +273,7 @@ impl RefreshPolicy {
             self.jitter_permille
         };
         // Jitter never moves a routine refresh before half the lifetime; the first lease's
-        // (after a login, a provisioning or a failure) may go down to a tenth of it, so that its
+        // (after a login or a provisioning) may go down to a tenth of it, so that its
         // window spans about one refresh interval and scatters a synchronised fleet at once.
         let earliest = lifetime.mul_div(1, if first { 10 } else { 2 });
         let window = lifetime
@@ -280,26 +295,72 @@ impl RefreshPolicy {
         })
     }
 
-    /// The wait after the `failures`-th consecutive transient failure (1 for the first):
-    /// exponential with full jitter, between `backoff_base` and
-    /// `min(backoff_max, backoff_base * 2^(failures-1))`, and at least the server's
-    /// `Retry-After` (capped at `max_retry_after`).
-    pub fn backoff(&self, failures: u32, retry_after: Option<Duration>, draw: u64) -> Duration {
-        // Doubling by addition: no 64-bit multiply or shift on 32-bit targets.
-        let mut ceiling = self.backoff_base;
-        for _ in 1..failures.min(64) {
-            if ceiling >= self.backoff_max {
-                break;
+    /// The wait after the `failures`-th consecutive transient failure (1 for the first) of a
+    /// session whose access token lives `lifetime` (`None` when unknown, or when there has been
+    /// none) and, when it may still be sent, has `left` to live:
+    ///
+    /// - the first failure while the token is usable: a quarter to half of `left`, so that a
+    ///   passing failure is retried, and mended, before the token expires;
+    /// - every later one: about one refresh interval, `lifetime - margin` give or take
+    ///   `margin / 2`. A fleet that keeps failing then offers the token endpoint about its
+    ///   steady load, and comes back from an outage spread as evenly as it refreshes;
+    /// - the first failure with no usable token, or any failure when the lifetime is unknown:
+    ///   [`RefreshPolicy::backoff`], exponential from `backoff_base`.
+    ///
+    /// The latest retry is capped at `backoff_max`, the window before it at half of that; the
+    /// wait is at least `backoff_base`, and at least the server's `Retry-After` (capped at
+    /// `max_retry_after`). `draw` is a random number.
+    pub fn backoff_for(
+        &self,
+        failures: u32,
+        lifetime: Option<Duration>,
+        left: Option<Duration>,
+        retry_after: Option<Duration>,
+        draw: u64,
+    ) -> Duration {
+        // The shortest wait, and the span above it from which the rest is drawn.
+        let (shortest, span) = match (lifetime, left) {
+            (Some(lifetime), left) if failures > 1 || left.is_some() => {
+                // The latest retry, capped, and at most half of it drawn.
+                let (latest, span) = match left {
+                    Some(left) if failures <= 1 => (left.mul_div(1, 2), left.mul_div(1, 4)),
+                    _ => {
+                        let margin = self.margin(lifetime);
+                        (lifetime.saturating_sub(margin.mul_div(1, 2)), margin)
+                    }
+                };
+                let latest = latest.min(self.backoff_max);
+                let span = span.min(latest.mul_div(1, 2));
+                (latest.saturating_sub(span), span)
             }
-            ceiling = ceiling.saturating_add(ceiling);
-        }
-        let ceiling = ceiling.min(self.backoff_max).max(self.backoff_base);
-        let span = ceiling.saturating_sub(self.backoff_base);
-        let delay = self.backoff_base.saturating_add(uniform(draw, span));
+            _ => {
+                // Doubling by addition: no 64-bit multiply or shift on 32-bit targets.
+                let mut ceiling = self.backoff_base;
+                for _ in 1..failures.min(64) {
+                    if ceiling >= self.backoff_max {
+                        break;
+                    }
+                    ceiling = ceiling.saturating_add(ceiling);
+                }
+                let ceiling = ceiling.min(self.backoff_max).max(self.backoff_base);
+                (self.backoff_base, ceiling.saturating_sub(self.backoff_base))
+            }
+        };
+        let delay = shortest
+            .saturating_add(uniform(draw, span))
+            .max(self.backoff_base);
         match retry_after {
             Some(after) => delay.max(after.min(self.max_retry_after)),
             None => delay,
         }
+    }
+
+    /// The wait after the `failures`-th consecutive transient failure (1 for the first) when
+    /// the token's lifetime is unknown: exponential with full jitter, between `backoff_base`
+    /// and `min(backoff_max, backoff_base * 2^(failures-1))`, and at least the server's
+    /// `Retry-After` (capped at `max_retry_after`).
+    pub fn backoff(&self, failures: u32, retry_after: Option<Duration>, draw: u64) -> Duration {
+        self.backoff_for(failures, None, None, retry_after, draw)
     }
 }
 
@@ -587,6 +648,65 @@ mod tests {
             assert!(max_seen.as_millis() * 10 >= ceiling.as_millis() * 9);
         }
         assert!(p.backoff(u32::MAX, None, u64::MAX) <= secs(300));
+    }
+
+    #[test]
+    fn backoff_follows_the_token_lifetime() {
+        let p = RefreshPolicy::default();
+        let life = Some(secs(299)); // a 5-minute SimpleJWT token; margin 29.9 s
+        let mut g = Jitter::new(5);
+        let (mut lo, mut hi) = (Duration::MAX, Duration::ZERO);
+        for _ in 0..2000 {
+            // The first failure with 40 s left: a retry 10 to 20 s later, before expiry.
+            let d = p.backoff_for(1, life, Some(secs(40)), None, g.next_u64());
+            lo = lo.min(d);
+            hi = hi.max(d);
+        }
+        assert!(lo >= secs(10) && lo < Duration::from_millis(10_100), "{lo}");
+        assert!(hi <= secs(20) && hi > Duration::from_millis(19_900), "{hi}");
+        for left in [Some(secs(10)), None] {
+            let (mut lo, mut hi) = (Duration::MAX, Duration::ZERO);
+            for failures in 2..40 {
+                // Later failures, token valid or not: about one refresh interval,
+                // 299 - 15 s give or take 15 s.
+                let d = p.backoff_for(failures, life, left, None, g.next_u64());
+                lo = lo.min(d);
+                hi = hi.max(d);
+            }
+            assert!(lo >= Duration::from_millis(254_150), "{lo}");
+            assert!(hi <= Duration::from_millis(284_050), "{hi}");
+        }
+        // The first failure with no usable token: `backoff_base`, then the same.
+        assert_eq!(p.backoff_for(1, life, None, None, 12345), secs(1));
+        // A 1-hour token: within `backoff_max`, the window at most half the wait.
+        for _ in 0..500 {
+            let d = p.backoff_for(3, Some(secs(3599)), None, None, g.next_u64());
+            assert!(d >= secs(150) && d <= secs(300), "{d}");
+            let d = p.backoff_for(1, Some(secs(3599)), Some(secs(3000)), None, g.next_u64());
+            assert!(d >= secs(150) && d <= secs(300), "{d}");
+        }
+        // Short tokens: never below `backoff_base`.
+        for failures in 1..5 {
+            let d = p.backoff_for(failures, Some(secs(1)), Some(secs(1)), None, u64::MAX);
+            assert_eq!(d, secs(1), "{failures}");
+        }
+        // An unknown lifetime: the exponential backoff.
+        for failures in 1..20 {
+            let draw = g.next_u64();
+            assert_eq!(
+                p.backoff_for(failures, None, Some(secs(40)), None, draw),
+                p.backoff(failures, None, draw)
+            );
+        }
+        // `Retry-After` is honoured whatever the schedule.
+        assert_eq!(
+            p.backoff_for(1, life, Some(secs(40)), Some(secs(120)), 0),
+            secs(120)
+        );
+        assert_eq!(
+            p.backoff_for(2, life, None, Some(secs(10_000_000)), 0),
+            secs(3600)
+        );
     }
 
     #[test]

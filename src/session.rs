@@ -261,7 +261,8 @@ pub struct Session<
     /// How far the clock went back beyond the in-flight (or abandoned) request's send instant,
     /// which cannot go below zero: taken off the answer's deadlines.
     anchor_deficit: Duration,
-    /// The next lease gets the wide jitter window.
+    /// The next lease gets the wide jitter window: none yet, or since a logout or a failure
+    /// that was not transient (the next token comes from a login or the application).
     first_lease: bool,
     /// The latest `now` seen, to notice a clock that goes backwards.
     last_now: Instant,
@@ -684,7 +685,10 @@ impl<'c, const A: usize, const R: usize> Session<'c, A, R> {
 
     fn fail(&mut self, now: Instant, e: RefreshError) {
         self.stats.failures = self.stats.failures.saturating_add(1);
-        self.first_lease = true;
+        // A transient failure keeps the routine jitter for the next lease: the backoff already
+        // spreads a failing fleet over a refresh interval. Any other failure needs a login or
+        // the application, whose next token gets the wide first-lease window.
+        self.first_lease |= e.class() != FailureClass::RetryLater;
         match (e.class(), e) {
             (FailureClass::RetryLater, RefreshError::Unavailable { retry_after, .. }) => {
                 self.transient_failure(now, retry_after);
@@ -711,9 +715,27 @@ impl<'c, const A: usize, const R: usize> Session<'c, A, R> {
 
     fn transient_failure(&mut self, now: Instant, retry_after: Option<Duration>) {
         self.failures = self.failures.saturating_add(1);
-        let delay = self
-            .policy
-            .backoff(self.failures, retry_after, self.jitter.next_u64());
+        // The backoff follows the current token's lifetime, and its remaining life while it
+        // may still be sent (a token the API rejected may not).
+        let (lifetime, left) = match self.meta {
+            Some(AccessMeta {
+                lease, rejected, ..
+            }) if lease.is_scheduled() => {
+                let usable = !rejected && lease.is_usable(now);
+                (
+                    Some(lease.expires_at.saturating_duration_since(lease.fetched_at)),
+                    usable.then(|| lease.expires_at.saturating_duration_since(now)),
+                )
+            }
+            _ => (None, None),
+        };
+        let delay = self.policy.backoff_for(
+            self.failures,
+            lifetime,
+            left,
+            retry_after,
+            self.jitter.next_u64(),
+        );
         self.state = State::Backoff {
             until: now.saturating_add(delay),
         };

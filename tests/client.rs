@@ -318,7 +318,8 @@ fn login_send_refresh_rotate_and_persist() {
 #[test]
 fn expired_token_and_failing_refresh_sleep_through_exact_backoffs() {
     // The token has expired; the token endpoint answers 503 twice, then succeeds. The client
-    // sleeps 1 s (the first backoff is exactly backoff_base), then the second backoff (drawn
+    // sleeps 1 s (the first backoff with no usable token is exactly backoff_base), then the
+    // second backoff (about one refresh interval of the 5-minute token: 254 to 284 s, drawn
     // from the session's seeded generator, checked exactly), and sends.
     let clock = FakeClock::default();
     let (a1, r1) = (mint("access", 0, 300), mint("refresh", 0, 86_400));
@@ -362,7 +363,10 @@ fn expired_token_and_failing_refresh_sleep_through_exact_backoffs() {
             other => panic!("{other:?}"),
         }
     };
-    assert!((1000..=2000).contains(&second_backoff), "{second_backoff}");
+    assert!(
+        (254_150..=284_050).contains(&second_backoff),
+        "{second_backoff}"
+    );
 
     let mut transport = Scripted::new(&clock, script());
     transport.latency_ms = 0;
@@ -382,7 +386,10 @@ fn expired_token_and_failing_refresh_sleep_through_exact_backoffs() {
         &mut delay,
         NoStore,
         &mut scratch,
-    );
+    )
+    .with_config(ClientConfig {
+        max_wait: Duration::from_secs(300),
+    });
     let mut body = [0u8; 2048];
     client.send(&API, &mut body).unwrap();
     clock.advance(400_000);

@@ -216,21 +216,31 @@ fn failed_refresh_before_expiry_keeps_sending_the_valid_token() {
         .handle_token_response(t(271), None, &status(503, "<html>busy</html>"))
         .unwrap_err();
     assert_eq!(err.class(), FailureClass::RetryLater);
-    // Backoff of 1 s after the first failure; meanwhile the token (valid until 299 s) is sent.
+    // The first retry comes a quarter to half of the 28 s the token has left later, before it
+    // expires; meanwhile the token (valid until 299 s) is sent.
+    let retry = s.poll_timeout().unwrap();
+    assert!(retry >= t(278) && retry <= t(285), "{retry}");
     assert_eq!(poll(&mut s, ms(271_500)), bearer(&access));
     assert_eq!(
-        poll(&mut s, t(272)),
+        poll(&mut s, retry.saturating_sub(Duration::from_millis(1))),
+        bearer(&access)
+    );
+    assert_eq!(
+        poll(&mut s, retry),
         Said::Refresh(format!(r#"{{"refresh":"{refresh}"}}"#))
     );
-    s.handle_no_answer(t(272)).unwrap();
-    assert_eq!(poll(&mut s, ms(272_100)), bearer(&access));
-    // The token expires at 299 s: from then on the session refreshes or waits, never sends it.
-    assert!(matches!(poll(&mut s, t(299)), Said::Refresh(_)));
-    s.handle_no_answer(t(299)).unwrap();
-    let Said::Timeout(until) = poll(&mut s, t(299)) else {
-        panic!()
-    };
-    assert!(until > t(299) && until <= t(303), "{until}");
+    s.handle_no_answer(retry).unwrap();
+    // The second failure: the next retry about one refresh interval later (the 299 s lifetime
+    // less its 29.9 s margin, give or take half of it).
+    let until = s.poll_timeout().unwrap();
+    let wait = until.saturating_duration_since(retry).as_millis();
+    assert!((254_150..=284_050).contains(&wait), "{wait}");
+    assert_eq!(
+        poll(&mut s, retry.saturating_add(Duration::from_millis(100))),
+        bearer(&access)
+    );
+    // The token expires at 299 s: from then on the session waits, never sends it.
+    assert_eq!(poll(&mut s, t(299)), Said::Timeout(until));
     assert!(matches!(poll(&mut s, until), Said::Refresh(_)));
 }
 
@@ -536,21 +546,45 @@ fn retry_after_is_honoured() {
     assert!(matches!(poll(&mut s, t(331)), Said::Refresh(_)));
 }
 
-#[test]
-fn backoff_grows_after_each_transient_failure() {
-    let mut s = S::new(simplejwt_login(), no_jitter());
-    logged_in(&mut s, 0, 300);
-    let mut now = t(400); // the access token has expired: every poll waits for the backoff
+/// The waits between the next `n` attempts of a session whose token endpoint never answers,
+/// from `now` on, when no usable token is left (every poll waits for the backoff).
+fn waits_without_answers(s: &mut S, mut now: Instant, n: usize) -> Vec<u64> {
     let mut waits = Vec::new();
-    for _ in 0..12 {
-        assert!(matches!(poll(&mut s, now), Said::Refresh(_)), "{now}");
+    for _ in 0..n {
+        assert!(
+            matches!(poll(s, now), Said::Refresh(_) | Said::Login(_)),
+            "{now}"
+        );
         s.handle_no_answer(now).unwrap();
-        let Said::Timeout(until) = poll(&mut s, now) else {
+        let Said::Timeout(until) = poll(s, now) else {
             panic!()
         };
         waits.push(until.saturating_duration_since(now).as_millis());
         now = until;
     }
+    waits
+}
+
+#[test]
+fn backoff_after_expiry_is_about_one_refresh_interval() {
+    let mut s = S::new(simplejwt_login(), no_jitter());
+    logged_in(&mut s, 0, 300);
+    // The access token has expired: a first retry after `backoff_base`, then about one
+    // refresh interval of the 299 s token (less its 29.9 s margin, give or take half of it)
+    // between attempts: a failing fleet offers the endpoint about its steady load.
+    let waits = waits_without_answers(&mut s, t(400), 12);
+    assert_eq!(waits[0], 1000);
+    for (i, w) in waits.iter().enumerate().skip(1) {
+        assert!((254_150..=284_050).contains(w), "failure {}: {w} ms", i + 1);
+    }
+    assert!(waits[1..].windows(2).any(|w| w[0] != w[1]), "{waits:?}");
+}
+
+#[test]
+fn backoff_grows_after_each_transient_failure_of_a_login() {
+    // No token, so no lifetime to go by: exponential backoff from `backoff_base`, full jitter.
+    let mut s = S::new(simplejwt_login(), no_jitter());
+    let waits = waits_without_answers(&mut s, t(0), 12);
     assert_eq!(waits[0], 1000);
     for (i, w) in waits.iter().enumerate() {
         let ceiling = (1000u64 << i).min(300_000);
@@ -761,6 +795,52 @@ fn jitter_spreads_refreshes_by_seed() {
         instants.insert(at);
     }
     assert!(instants.len() >= 45, "{}", instants.len());
+}
+
+#[test]
+fn the_lease_after_a_transient_failure_keeps_the_routine_jitter() {
+    // The backoff has spread a failing fleet already: the token a retry brings gets the routine
+    // window (refreshed from 239.2 s of its 299 s on), not the wide first-lease one; a login
+    // after a rejected refresh token gets the wide one again.
+    let mut routine = std::collections::BTreeSet::new();
+    let mut relogin_early = 0;
+    for seed in 0..50 {
+        let policy = RefreshPolicy {
+            seed,
+            ..RefreshPolicy::default()
+        };
+        let mut s = S::new(simplejwt_login(), policy);
+        logged_in(&mut s, 0, 300);
+        // The token has expired: the refresh meets a 503, the retry 1 s later succeeds.
+        assert!(matches!(poll(&mut s, t(400)), Said::Refresh(_)));
+        s.handle_token_response(t(400), None, &status(503, "busy"))
+            .unwrap_err();
+        assert_eq!(poll(&mut s, t(400)), Said::Timeout(t(401)));
+        assert!(matches!(poll(&mut s, t(401)), Said::Refresh(_)));
+        let access = mint("access", 401, 300);
+        s.handle_token_response(t(401), None, &ok(&format!(r#"{{"access":"{access}"}}"#)))
+            .unwrap();
+        let at = s.lease().unwrap().refresh_at;
+        assert!(
+            at >= ms(401_000 + 239_200) && at <= ms(401_000 + 269_100),
+            "{at}"
+        );
+        routine.insert(at);
+        // The refresh token is rejected: the login's token gets the wide window.
+        assert!(matches!(poll(&mut s, t(700)), Said::Refresh(_)));
+        let rejected = r#"{"detail":"Token is invalid or expired","code":"token_not_valid"}"#;
+        s.handle_token_response(t(700), None, &status(401, rejected))
+            .unwrap_err();
+        logged_in(&mut s, 700, 300);
+        let at = s.lease().unwrap().refresh_at;
+        assert!(
+            at >= ms(700_000 + 29_900) && at <= ms(700_000 + 269_100),
+            "{at}"
+        );
+        relogin_early += usize::from(at < ms(700_000 + 239_200));
+    }
+    assert!(routine.len() >= 45, "{}", routine.len());
+    assert!(relogin_early >= 30, "{relogin_early}");
 }
 
 #[test]

@@ -22,7 +22,8 @@
 //!   timeout) the next `Refresh`/`Login` comes at least `backoff_base` of observed time later
 //!   (unless `reset()`, `logout()`, a success or a definitive rejection came between), and the
 //!   run hands out at most one request per step, plus one per definitive rejection (which is
-//!   followed at once by a login, by design).
+//!   followed at once by a login, by design). The next attempt is also scheduled no later than
+//!   `backoff_max` (or a longer `Retry-After`, up to `max_retry_after`) after the failure.
 //! - **A clock going back never lengthens the token**: when a call's `now` is below the
 //!   previous reading and it accepted no new token, `lease.expires_at - now` does not grow.
 //! - **Answers are classified as documented**: valid answers to a request in flight are
@@ -893,6 +894,25 @@ struct Harness {
 }
 
 impl Harness {
+    /// Right after a transient failure: the session backs off, and its next attempt is due no
+    /// later than the policy's longest wait, or the server's longer `Retry-After` (capped).
+    fn check_backoff(&self, retry_after: Option<Duration>) -> Result<(), TestCaseError> {
+        let p = &self.policy;
+        let longest = p
+            .backoff_max
+            .max(p.backoff_base)
+            .max(retry_after.map_or(Duration::ZERO, |r| r.min(p.max_retry_after)));
+        let until = self.s.poll_timeout();
+        prop_assert!(
+            until.is_some_and(|u| u > self.now && u <= self.now.saturating_add(longest)),
+            "after a transient failure at {} the next attempt is due at {:?}, not within {}",
+            self.now,
+            until,
+            longest
+        );
+        Ok(())
+    }
+
     fn new(case: &Case) -> Result<Harness, TestCaseError> {
         let policy = case.policy.policy();
         let mut h = Harness {
@@ -1180,6 +1200,7 @@ impl Harness {
                 );
                 o.timed_out = true;
                 self.failure_g = Some(g);
+                self.check_backoff(None)?;
             }
         }
 
@@ -1332,6 +1353,7 @@ impl Harness {
                         prop_assert_eq!(result, Ok(()));
                         if !o.timed_out {
                             self.failure_g = Some(self.g);
+                            self.check_backoff(None)?;
                         }
                     }
                 }
@@ -1390,6 +1412,7 @@ impl Harness {
                             prop_assert!(same_status, "{:?}", e);
                         }
                         self.failure_g = Some(self.g);
+                        self.check_backoff(built.retry_after)?;
                     }
                     Expect::Rejected => {
                         let e = result.expect_err("a rejection was accepted");

@@ -422,10 +422,27 @@ fn print_report(results: &[RunResult], o: &Options, elapsed: std::time::Duration
     for r in results {
         let (peak, _) = r.peak();
         let mean = r.mean();
+        // The outage's peaks during it and after its end, over the same policy's steady mean
+        // (null without a steady run of that policy).
+        let outage = match r.scenario.kind {
+            ScenarioKind::Outage => {
+                let steady = steady_mean(results, &r.policy);
+                let ratio = |peak: Option<(u32, u64)>| match (peak, steady) {
+                    (Some((n, _)), Some(m)) => format!("{:.2}", f64::from(n) / m),
+                    _ => "null".to_owned(),
+                };
+                format!(
+                    ",\"during_to_steady\":{},\"after_to_steady\":{}",
+                    ratio(r.peak_during()),
+                    ratio(r.peak_after())
+                )
+            }
+            _ => String::new(),
+        };
         println!(
             "{{\"policy\":\"{}\",\"scenario\":\"{}\",\"devices\":{},\"peak_rps\":{},\
              \"mean_rps\":{:.1},\"peak_to_mean\":{:.2},\"rejected\":{},\"logins\":{},\
-             \"expired_sends\":{}}}",
+             \"expired_sends\":{}{outage}}}",
             r.policy,
             r.scenario.name(),
             r.devices,

@@ -54,27 +54,27 @@ pub const STEPS: [(u64, &str); 14] = [
         "refresh due, the token endpoint times out: back off, send with the valid token",
     ),
     (
-        850_000,
-        "refresh again: 503 Retry-After 30 s, send with the still-valid token",
+        858_000,
+        "refresh again: 503 Retry-After 300 s, send with the still-valid token",
     ),
     (
-        872_000,
+        1_150_000,
         "token expired, backing off: sleep until Retry-After, refresh, send",
     ),
     (
-        900_000,
+        1_180_000,
         "the API revoked the token: 401, one refresh, one retry",
     ),
     (
-        920_000,
+        1_200_000,
         "the API rejects every token: 401, one refresh, one retry, then give up",
     ),
     (
-        1_300_000,
+        1_580_000,
         "refresh token blacklisted: token_not_valid, log in again",
     ),
     (
-        1_310_000,
+        1_590_000,
         "after a reboot: the refresh token saved in flash, refresh without login",
     ),
     (2_000_000, "OAuth 2.0: client-credentials login"),
@@ -165,7 +165,8 @@ pub const EXPECTED: &[Event] = &[
     Done {
         outcome: Outcome::Ok(200),
     },
-    // 6. After the 1 s backoff: 503 with Retry-After 30 s; the token is still valid.
+    // 6. After the first retry's backoff (a quarter to half of the 23.96 s the token had left at
+    //    845.040 s: over by 857.02 s): 503 with Retry-After 300 s; the token is still valid.
     Send { step: 6 },
     Refresh {
         with: R(1),
@@ -178,7 +179,8 @@ pub const EXPECTED: &[Event] = &[
     Done {
         outcome: Outcome::Ok(200),
     },
-    // 7. The token expired during the backoff: sleep until Retry-After (850.040 s + 30 s),
+    // 7. The token expired during the backoff: sleep until Retry-After (858.040 s + 300 s,
+    //    longer than the second backoff, about one refresh interval: 254 to 284 s),
     //    refresh with rotation, send.
     Send { step: 7 },
     Sleep { ms: 8_040 },
@@ -452,7 +454,7 @@ pub fn run(
         send(&mut client, clock, log, 4, &TELEMETRY, &mut body);
         client.transport_mut().fault = Some(Fault::NoAnswer);
         send(&mut client, clock, log, 5, &TELEMETRY, &mut body);
-        client.transport_mut().fault = Some(Fault::Unavailable { retry_after_s: 30 });
+        client.transport_mut().fault = Some(Fault::Unavailable { retry_after_s: 300 });
         send(&mut client, clock, log, 6, &TELEMETRY, &mut body);
         send(&mut client, clock, log, 7, &TELEMETRY, &mut body);
         client.transport_mut().revoke_access();
