@@ -49,7 +49,7 @@ if ! rustup component add llvm-tools 2>/dev/null && ! rustup component add llvm-
     export SIZE_TOOLS=gnu
 fi
 command -v qemu-system-arm >/dev/null || apt_install qemu-system-arm
-qemu-system-arm --version | head -n1
+qemu-system-arm --version | sed -n 1p
 
 step "build (opt-level z) and run under QEMU: every decision must match"
 cargo build --release

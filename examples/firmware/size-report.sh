@@ -130,7 +130,7 @@ max() { # a b -> the larger
 }
 
 measure() { # output file, key -> value of "measure key=value"
-    grep -oE "measure $2=[0-9]+" "$1" | head -n1 | cut -d= -f2
+    grep -m1 -oE "measure $2=[0-9]+" "$1" | cut -d= -f2
 }
 
 budget() { # key -> value from ./budget
@@ -237,7 +237,9 @@ echo "script::send, is not listed here: see attribute.py):"
 
 echo
 echo "Largest stack frames in the opt-level z full image (pushes + locals, bytes):"
-frames "$OUT/z-full.elf" | sort -k1,1nr | head -n "$TOP" | tidy |
+# `awk 'NR <= n'` reads to the end: `head` would close the pipe early, and under pipefail
+# the SIGPIPE that `sort` then gets fails the report now and then.
+frames "$OUT/z-full.elf" | sort -k1,1nr | awk -v n="$TOP" 'NR <= n' | tidy |
     awk '{ size = $1; $1 = ""; printf "%6d %s\n", size, $0 }'
 
 echo
