@@ -14,12 +14,12 @@ use crate::clock::Clock;
 use crate::driver::{Action, SendStep};
 use crate::fmt::log_warn;
 use crate::policy::RefreshPolicy;
-use crate::protocol::{RefreshError, Request};
-use crate::session::{LoginReason, Session, SessionError};
+use crate::protocol::Request;
+use crate::session::{LoginReason, RefreshError, Session, SessionError};
 use crate::session::{DEFAULT_ACCESS_CAPACITY, DEFAULT_REFRESH_CAPACITY};
 use crate::store::{Never, TokenStore};
 use crate::time::Duration;
-use crate::transport::{ErrorType, Response, Transport};
+use crate::transport::{Error as TransportError, ErrorKind, ErrorType, Response, Transport};
 use crate::wipe;
 
 /// How long a driver may wait for a usable token.
@@ -69,12 +69,20 @@ impl ClientConfig {
     }
 }
 
-/// Why a driver's `send` failed.
+/// Why a driver's `send` failed: the driver layer's error. It names the call that failed (the
+/// API request, the token endpoint exchange, the store) and carries the session's
+/// [`RefreshError`] or [`SessionError`] where the session decided.
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum Error<T, S> {
-    /// The API request itself failed in the transport (the token was fine).
+    /// The API request itself failed in the transport (the token was fine). Of kind
+    /// [`ErrorKind::BufferTooSmall`] when the API's answer did
+    /// not fit the body buffer.
     Transport(T),
+    /// The token endpoint's answer did not fit the body buffer (the transport's
+    /// [`ErrorKind::BufferTooSmall`]): give the driver a larger
+    /// one. Waiting will not make it fit; the tokens are kept.
+    AnswerTooLarge(T),
     /// No usable token within [`ClientConfig::max_wait`] (or [`ClientConfig::max_steps`]): the
     /// token endpoint keeps failing transiently. `last` is the last failure. Try again later;
     /// the tokens are kept.
@@ -97,6 +105,12 @@ impl<T: fmt::Debug, S: fmt::Debug> fmt::Display for Error<T, S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::Transport(e) => write!(f, "transport error: {e:?}"),
+            Error::AnswerTooLarge(e) => {
+                write!(
+                    f,
+                    "the token endpoint's answer does not fit the body buffer: {e:?}"
+                )
+            }
             Error::RetryLater { last: Some(e) } => write!(f, "no usable token yet: {e}"),
             Error::RetryLater { last: None } => f.write_str("no usable token yet"),
             Error::LoginRequired(reason) => write!(f, "login required: {reason:?}"),
@@ -109,10 +123,20 @@ impl<T: fmt::Debug, S: fmt::Debug> fmt::Display for Error<T, S> {
 
 impl<T: fmt::Debug, S: fmt::Debug> core::error::Error for Error<T, S> {}
 
-impl<T, S> Error<T, S> {
-    /// Whether trying again later may succeed without the application's help.
+impl<T: TransportError, S> Error<T, S> {
+    /// Whether trying again later may succeed without the application's help: a transport
+    /// failure of the API request (except an answer too large for the body buffer, which will
+    /// not fit later either), or no usable token yet.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, Error::Transport(_) | Error::RetryLater { .. })
+        match self {
+            Error::Transport(e) => e.kind() != ErrorKind::BufferTooSmall,
+            Error::RetryLater { .. } => true,
+            Error::AnswerTooLarge(_)
+            | Error::LoginRequired(_)
+            | Error::Unauthorized(_)
+            | Error::Fatal(_)
+            | Error::Store(_) => false,
+        }
     }
 }
 
@@ -121,6 +145,7 @@ impl<T> Error<T, Never> {
     pub(crate) fn with_store<S>(self) -> Error<T, S> {
         match self {
             Error::Transport(e) => Error::Transport(e),
+            Error::AnswerTooLarge(e) => Error::AnswerTooLarge(e),
             Error::RetryLater { last } => Error::RetryLater { last },
             Error::LoginRequired(reason) => Error::LoginRequired(reason),
             Error::Unauthorized(response) => Error::Unauthorized(response),

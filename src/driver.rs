@@ -48,13 +48,13 @@
 //!     }
 //! };
 //! assert_eq!(result.map(|r| r.status).ok(), Some(204));
-//! # Ok::<(), jwt_refresh::RefreshError>(())
+//! # Ok::<(), jwt_refresh::TokenError>(())
 //! ```
 
 use crate::client::{ClientConfig, Error};
 use crate::fmt::{log_debug, log_warn};
-use crate::protocol::{Endpoint, Grant, RefreshError, Request, TokenResponse};
-use crate::session::{ApiVerdict, Counted, Output, Secret, Session, TokenId};
+use crate::protocol::{Endpoint, EndpointError, Grant, Request, TokenResponse};
+use crate::session::{ApiVerdict, Counted, Output, RefreshError, Secret, Session, TokenId};
 use crate::store::Never;
 use crate::time::{Instant, UnixTime};
 use crate::transport::{BearerError, Error as TransportError, ErrorKind, Response};
@@ -280,7 +280,7 @@ impl<'r, E> SendStep<'r, E> {
             Err(e) => {
                 log_warn!("token endpoint: {}", e);
                 // The server says the stored token is dead: do not offer it after a restart.
-                self.clear_store = e == RefreshError::RefreshTokenRejected;
+                self.clear_store = e == RefreshError::Endpoint(EndpointError::RefreshTokenRejected);
                 self.last = Some(e);
             }
         }
@@ -288,7 +288,7 @@ impl<'r, E> SendStep<'r, E> {
 
     /// Reports that [`Action::SendToken`] got no answer at `now`: a transient failure that the
     /// session backs off from, except an answer too large for the body buffer, which ends the
-    /// call with [`Error::Transport`] (waiting will not make it fit).
+    /// call with [`Error::AnswerTooLarge`] (waiting will not make it fit).
     pub fn handle_token_error<const A: usize, const R: usize>(
         &mut self,
         session: &mut Session<'_, A, R>,
@@ -301,7 +301,7 @@ impl<'r, E> SendStep<'r, E> {
         let _ = session.handle_no_answer(now);
         self.last = Some(RefreshError::NoAnswer);
         if error.kind() == ErrorKind::BufferTooSmall {
-            self.end = Some(Err(Error::Transport(error)));
+            self.end = Some(Err(Error::AnswerTooLarge(error)));
         }
     }
 

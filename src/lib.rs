@@ -114,10 +114,13 @@ pub use driver::{Action, SendStep};
 // is reachable from the crate root.
 pub use policy::{Lease, LeaseError, LeaseWarning, LifetimeSource, RefreshPolicy, TokenFacts};
 pub use protocol::{
-    AnswerError, BufferTooSmall, Endpoint, FailureClass, Grant, Method, OAuthErrorCode, Protocol,
-    RefreshError, Request, TokenKind, TokenResponse,
+    AnswerError, BufferTooSmall, Endpoint, EndpointError, FailureClass, Grant, Method,
+    OAuthErrorCode, Protocol, Request, TokenKind, TokenResponse,
 };
-pub use session::{ApiVerdict, LoginReason, Output, Secret, Session, SessionError, Stats, TokenId};
+pub use session::{
+    ApiVerdict, LoginReason, Output, RefreshError, Secret, Session, SessionError, Stats,
+    TokenError, TokenId,
+};
 pub use store::{Never, NoStore, TokenStore};
 pub use time::{Duration, Instant, UnixTime};
 #[cfg(feature = "async")]

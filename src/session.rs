@@ -16,8 +16,8 @@ use crate::claims::TimeClaims;
 use crate::json::RawStr;
 use crate::policy::{floored_lifetime, Jitter, Lease, LeaseError, RefreshPolicy, TokenFacts};
 use crate::protocol::{
-    check_token, AnswerError, BufferTooSmall, FailureClass, Grant, Protocol, RefreshError, Request,
-    TokenKind, TokenResponse, Tokens,
+    is_access_char, is_refresh_char, BufferTooSmall, EndpointError, FailureClass, Grant, Protocol,
+    Request, TokenKind, TokenResponse, Tokens,
 };
 use crate::time::{Duration, Instant, UnixTime};
 use crate::wipe;
@@ -68,13 +68,112 @@ pub enum LoginReason {
     LoggedOut,
 }
 
+/// A token the session refuses to keep, whether handed to [`Session::set_tokens`] or
+/// [`Session::set_refresh_token`] or carried by a token endpoint answer. The session's own
+/// tokens are kept.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum TokenError {
+    /// Longer than the session's buffer for it.
+    TooLong {
+        /// Which token.
+        token: TokenKind,
+        /// The buffer's capacity in bytes (for the access token, without `Bearer `).
+        capacity: usize,
+    },
+    /// Empty, or with a character that cannot go into a header (access token: visible ASCII)
+    /// or a request body (refresh token: visible ASCII and space).
+    Invalid {
+        /// Which token.
+        token: TokenKind,
+    },
+    /// Its lifetime cannot be scheduled: none left, `nbf` after `exp`, or past its `exp` by the
+    /// trusted wall clock.
+    Unschedulable(LeaseError),
+}
+
+impl fmt::Display for TokenError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TokenError::TooLong { token, capacity } => {
+                write!(
+                    f,
+                    "the {token:?} token is longer than its {capacity}-byte buffer"
+                )
+            }
+            TokenError::Invalid { token } => {
+                write!(f, "the {token:?} token is empty or has invalid characters")
+            }
+            TokenError::Unschedulable(e) => write!(f, "unusable token: {e}"),
+        }
+    }
+}
+
+impl core::error::Error for TokenError {}
+
+/// Why a refresh or login gave no new tokens, as the session saw it: the protocol's verdict on
+/// the answer, no answer at all, or tokens the session refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum RefreshError {
+    /// The token endpoint's answer, as the protocol classifies it.
+    Endpoint(EndpointError),
+    /// No answer: the transport failed, or the request timed out.
+    NoAnswer,
+    /// The answer was read, but the session refused its tokens.
+    Refused(TokenError),
+    /// An answer (or a transport failure) was reported when no request was in flight; it was
+    /// ignored and changed nothing.
+    Unexpected,
+}
+
+impl RefreshError {
+    /// Retry later, log in again, or fatal. Only the token endpoint's own verdict can be
+    /// anything but [`FailureClass::RetryLater`].
+    pub const fn class(&self) -> FailureClass {
+        match self {
+            RefreshError::Endpoint(e) => e.class(),
+            RefreshError::NoAnswer | RefreshError::Refused(_) | RefreshError::Unexpected => {
+                FailureClass::RetryLater
+            }
+        }
+    }
+}
+
+impl From<EndpointError> for RefreshError {
+    fn from(e: EndpointError) -> Self {
+        RefreshError::Endpoint(e)
+    }
+}
+
+impl From<TokenError> for RefreshError {
+    fn from(e: TokenError) -> Self {
+        RefreshError::Refused(e)
+    }
+}
+
+impl fmt::Display for RefreshError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RefreshError::Endpoint(e) => e.fmt(f),
+            RefreshError::NoAnswer => f.write_str("the token endpoint did not answer"),
+            RefreshError::Refused(e) => write!(f, "refused the answer's token: {e}"),
+            RefreshError::Unexpected => f.write_str("an answer arrived with no request in flight"),
+        }
+    }
+}
+
+impl core::error::Error for RefreshError {}
+
 /// A failure that retrying will not mend.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[non_exhaustive]
 pub enum SessionError {
     /// The token endpoint named a configuration problem.
-    Configuration(RefreshError),
+    Configuration(EndpointError),
     /// The request buffer given to [`Session::poll`] is too small for the refresh or login.
     BufferTooSmall(BufferTooSmall),
 }
@@ -362,10 +461,10 @@ impl<'c, const A: usize, const R: usize> Session<'c, A, R> {
         now: Instant,
         token: &str,
         wall: Option<UnixTime>,
-    ) -> Result<(), RefreshError> {
+    ) -> Result<(), TokenError> {
         self.observe(now);
         let raw = RawStr::plain(token);
-        check_token(raw, TokenKind::Refresh, R).map_err(RefreshError::BadAnswer)?;
+        check_token(raw, TokenKind::Refresh, R)?;
         let expires_at = self.refresh_expiry(now, token, wall, false)?;
         self.store_refresh(raw, expires_at);
         self.reset_state();
@@ -386,7 +485,7 @@ impl<'c, const A: usize, const R: usize> Session<'c, A, R> {
         access: &str,
         refresh: Option<&str>,
         facts: TokenFacts,
-    ) -> Result<(), RefreshError> {
+    ) -> Result<(), TokenError> {
         self.observe(now);
         let tokens = Tokens {
             access: RawStr::plain(access),
@@ -450,9 +549,14 @@ impl<'c, const A: usize, const R: usize> Session<'c, A, R> {
             Decision::Request { grant, usable } => {
                 let built = match grant {
                     Grant::Refresh => protocol.refresh_request(refresh.as_str(), buf),
-                    Grant::Login => protocol
-                        .login_request(buf)
-                        .unwrap_or(Err(BufferTooSmall { needed: 0 })),
+                    Grant::Login => match protocol.login_request(buf) {
+                        Some(built) => built,
+                        // Unreachable: `decide` logs in only when a login is configured.
+                        None => {
+                            *state = State::LoginRequired(LoginReason::NoCredentials);
+                            return Output::LoginRequired(LoginReason::NoCredentials);
+                        }
+                    },
                 };
                 match built {
                     Ok(request) => {
@@ -573,7 +677,11 @@ impl<'c, const A: usize, const R: usize> Session<'c, A, R> {
         let result = self
             .protocol
             .parse(grant, answer)
-            .and_then(|tokens| self.accept(since, wall, &tokens, true));
+            .map_err(RefreshError::Endpoint)
+            .and_then(|tokens| {
+                self.accept(since, wall, &tokens, true)
+                    .map_err(RefreshError::Refused)
+            });
         match result {
             Ok(()) => {
                 let deficit = core::mem::replace(&mut self.anchor_deficit, Duration::ZERO);
@@ -690,11 +798,17 @@ impl<'c, const A: usize, const R: usize> Session<'c, A, R> {
         // the application, whose next token gets the wide first-lease window.
         self.first_lease |= e.class() != FailureClass::RetryLater;
         match (e.class(), e) {
-            (FailureClass::RetryLater, RefreshError::Unavailable { retry_after, .. }) => {
+            (
+                FailureClass::RetryLater,
+                RefreshError::Endpoint(EndpointError::Unavailable { retry_after, .. }),
+            ) => {
                 self.transient_failure(now, retry_after);
             }
             (FailureClass::RetryLater, _) => self.transient_failure(now, None),
-            (FailureClass::LoginAgain, RefreshError::RefreshTokenRejected) => {
+            (
+                FailureClass::LoginAgain,
+                RefreshError::Endpoint(EndpointError::RefreshTokenRejected),
+            ) => {
                 wipe::string(&mut self.refresh);
                 self.refresh_expires_at = Instant::MAX;
                 self.failures = 0;
@@ -707,9 +821,11 @@ impl<'c, const A: usize, const R: usize> Session<'c, A, R> {
             (FailureClass::LoginAgain, _) => {
                 self.state = State::LoginRequired(LoginReason::CredentialsRejected);
             }
-            (FailureClass::Fatal, _) => {
+            (FailureClass::Fatal, RefreshError::Endpoint(e)) => {
                 self.state = State::Failed(SessionError::Configuration(e));
             }
+            // Only the endpoint's verdict is fatal (`RefreshError::class`).
+            (FailureClass::Fatal, _) => self.transient_failure(now, None),
         }
     }
 
@@ -748,11 +864,11 @@ impl<'c, const A: usize, const R: usize> Session<'c, A, R> {
         wall: Option<UnixTime>,
         tokens: &Tokens<'_>,
         from_endpoint: bool,
-    ) -> Result<(), RefreshError> {
+    ) -> Result<(), TokenError> {
         let capacity = A.saturating_sub(BEARER.len());
-        check_token(tokens.access, TokenKind::Access, capacity).map_err(RefreshError::BadAnswer)?;
+        check_token(tokens.access, TokenKind::Access, capacity)?;
         if let Some(refresh) = tokens.refresh {
-            check_token(refresh, TokenKind::Refresh, R).map_err(RefreshError::BadAnswer)?;
+            check_token(refresh, TokenKind::Refresh, R)?;
         }
         // An escaped token cannot be a JWT (base64url and dots need no escapes): treat it as
         // opaque and schedule it from `expires_in`.
@@ -773,7 +889,7 @@ impl<'c, const A: usize, const R: usize> Session<'c, A, R> {
         let lease = self
             .policy
             .lease(fetched_at, &facts, self.first_lease, self.jitter.next_u64())
-            .map_err(RefreshError::Unschedulable)?;
+            .map_err(TokenError::Unschedulable)?;
         let refresh_expires_at = match tokens.refresh.and_then(RawStr::unescaped) {
             Some(token) => Some(self.refresh_expiry(fetched_at, token, wall, true)?),
             None => None,
@@ -789,10 +905,10 @@ impl<'c, const A: usize, const R: usize> Session<'c, A, R> {
             // Unreachable after `check_token`, but never keep half a token.
             wipe::string(&mut self.access);
             self.meta = None;
-            return Err(RefreshError::BadAnswer(AnswerError::TokenTooLong {
+            return Err(TokenError::TooLong {
                 token: TokenKind::Access,
                 capacity,
-            }));
+            });
         }
         self.next_id = self.next_id.wrapping_add(1);
         self.meta = Some(AccessMeta {
@@ -827,7 +943,7 @@ impl<'c, const A: usize, const R: usize> Session<'c, A, R> {
         token: &str,
         wall: Option<UnixTime>,
         fresh: bool,
-    ) -> Result<Instant, RefreshError> {
+    ) -> Result<Instant, TokenError> {
         let Some((exp, iat)) = TimeClaims::decode(token)
             .ok()
             .and_then(|t| Some((t.exp?, t.iat)))
@@ -838,7 +954,7 @@ impl<'c, const A: usize, const R: usize> Session<'c, A, R> {
             (Some(iat), _) => exp.checked_secs_since(iat).unwrap_or(0),
             (None, Some(wall)) => match exp.checked_secs_since(wall) {
                 Some(secs) if secs > 0 => secs,
-                _ => return Err(RefreshError::Unschedulable(LeaseError::Expired)),
+                _ => return Err(TokenError::Unschedulable(LeaseError::Expired)),
             },
             (None, None) => return Ok(Instant::MAX),
         };
@@ -886,6 +1002,36 @@ impl<'c, const A: usize, const R: usize> Session<'c, A, R> {
         }
         self.refresh_expires_at = shift(self.refresh_expires_at, back);
     }
+}
+
+/// Checks a token's decoded length and characters before the session keeps it.
+pub(crate) fn check_token(
+    raw: RawStr<'_>,
+    token: TokenKind,
+    capacity: usize,
+) -> Result<(), TokenError> {
+    let allowed = match token {
+        TokenKind::Access => is_access_char,
+        TokenKind::Refresh => is_refresh_char,
+    };
+    let mut len = 0usize;
+    raw.try_for_each_char(
+        |c| {
+            len = len.saturating_add(c.len_utf8());
+            if !allowed(c) {
+                Err(TokenError::Invalid { token })
+            } else if len > capacity {
+                Err(TokenError::TooLong { token, capacity })
+            } else {
+                Ok(())
+            }
+        },
+        TokenError::Invalid { token },
+    )?;
+    if len == 0 {
+        return Err(TokenError::Invalid { token });
+    }
+    Ok(())
 }
 
 /// `t - back`, saturating at zero; [`Instant::MAX`] ("never") stays.

@@ -11,8 +11,9 @@ use jwt_refresh::protocol::{Credentials, SimpleJwt};
 use jwt_refresh::session::LoginReason;
 use jwt_refresh::transport::{Endpoint, ErrorKind, ErrorType, Method, Response};
 use jwt_refresh::{
-    AsyncClient, AsyncTransport, Client, ClientConfig, Clock, Duration, Error, Instant, NoStore,
-    Protocol, RefreshError, RefreshPolicy, Request, Session, TokenStore, Transport,
+    AsyncClient, AsyncTransport, Client, ClientConfig, Clock, Duration, EndpointError, Error,
+    Instant, NoStore, Protocol, RefreshError, RefreshPolicy, Request, Session, TokenStore,
+    Transport,
 };
 
 const EPOCH: u64 = 1_700_000_000;
@@ -563,7 +564,7 @@ fn gives_up_after_max_wait_with_the_last_failure() {
     let mut body = [0u8; 512];
     match client.send(&API, &mut body) {
         Err(Error::RetryLater {
-            last: Some(RefreshError::Unavailable { status: 503, .. }),
+            last: Some(RefreshError::Endpoint(EndpointError::Unavailable { status: 503, .. })),
         }) => {}
         other => panic!("{other:?}"),
     }
@@ -686,10 +687,13 @@ fn token_answer_too_large_for_the_body_buffer_is_an_error_not_a_loop() {
         &mut scratch,
     );
     let mut small = [0u8; 64];
+    // Not `Transport`, which would say the token was fine; and not worth retrying.
+    let err = client.send(&API, &mut small).unwrap_err();
     assert!(matches!(
-        client.send(&API, &mut small),
-        Err(Error::Transport(ErrorKind::BufferTooSmall))
+        err,
+        Error::AnswerTooLarge(ErrorKind::BufferTooSmall)
     ));
+    assert!(!err.is_retryable());
     drop(client);
     delay.checked.done();
 }
@@ -808,7 +812,7 @@ fn async_client_gives_up_after_max_wait_with_checked_sleeps() {
     let mut body = [0u8; 512];
     match pollster::block_on(client.send(&API, &mut body)) {
         Err(Error::RetryLater {
-            last: Some(RefreshError::Unavailable { status: 503, .. }),
+            last: Some(RefreshError::Endpoint(EndpointError::Unavailable { status: 503, .. })),
         }) => {}
         other => panic!("{other:?}"),
     }
@@ -941,10 +945,12 @@ fn async_client_token_answer_too_large_for_the_body_buffer_is_an_error() {
         &mut scratch,
     );
     let mut small = [0u8; 64];
+    let err = pollster::block_on(client.send(&API, &mut small)).unwrap_err();
     assert!(matches!(
-        pollster::block_on(client.send(&API, &mut small)),
-        Err(Error::Transport(ErrorKind::BufferTooSmall))
+        err,
+        Error::AnswerTooLarge(ErrorKind::BufferTooSmall)
     ));
+    assert!(!err.is_retryable());
     drop(client);
     delay.checked.done();
 }

@@ -9,7 +9,8 @@ use jwt_refresh::session::LoginReason;
 use jwt_refresh::store::Never;
 use jwt_refresh::transport::{BearerError, Endpoint, ErrorKind, Response};
 use jwt_refresh::{
-    ClientConfig, Duration, Error, Instant, Protocol, RefreshError, RefreshPolicy, Request, Session,
+    ClientConfig, Duration, EndpointError, Error, Instant, Protocol, RefreshError, RefreshPolicy,
+    Request, Session,
 };
 
 /// The server's wall clock at the session's monotonic zero.
@@ -376,7 +377,7 @@ fn backoff_sleeps_then_retry_later_past_max_wait() {
     assert_eq!(t.next(), Seen::Done);
     match t.finish() {
         Err(Error::RetryLater {
-            last: Some(RefreshError::Unavailable { status: 503, .. }),
+            last: Some(RefreshError::Endpoint(EndpointError::Unavailable { status: 503, .. })),
         }) => {}
         other => panic!("{other:?}"),
     }
@@ -411,7 +412,10 @@ fn the_step_bound_ends_a_call_whose_clock_does_not_advance() {
     assert!(matches!(
         t.finish(),
         Err(Error::RetryLater {
-            last: Some(RefreshError::Unavailable { status: 503, .. })
+            last: Some(RefreshError::Endpoint(EndpointError::Unavailable {
+                status: 503,
+                ..
+            }))
         })
     ));
 }
@@ -553,10 +557,12 @@ fn transport_failures() {
     assert_eq!(t.next(), login());
     t.token_fails(ErrorKind::BufferTooSmall);
     assert_eq!(t.next(), Seen::Done);
+    let err = t.finish().unwrap_err();
     assert!(matches!(
-        t.finish(),
-        Err(Error::Transport(ErrorKind::BufferTooSmall))
+        err,
+        Error::AnswerTooLarge(ErrorKind::BufferTooSmall)
     ));
+    assert!(!err.is_retryable());
 
     // The API request itself fails in the transport: the call ends with that error.
     t.send_at(10);
@@ -567,12 +573,22 @@ fn transport_failures() {
     assert_eq!(t.next(), bearer(&a1));
     t.api_fails(ErrorKind::TimedOut);
     assert_eq!(t.next(), Seen::Done);
-    assert!(matches!(
-        t.finish(),
-        Err(Error::Transport(ErrorKind::TimedOut))
-    ));
+    let err = t.finish().unwrap_err();
+    assert!(matches!(err, Error::Transport(ErrorKind::TimedOut)));
+    assert!(err.is_retryable());
     // A request that failed in the transport was still sent.
     assert_eq!(t.session.stats().api_requests, 1);
+
+    // The API's answer does not fit the body buffer: the token was fine, but retrying the
+    // same request into the same buffer will not help.
+    t.send_at(11);
+    assert_eq!(t.next(), bearer(&a1));
+    t.api_fails(ErrorKind::BufferTooSmall);
+    assert_eq!(t.next(), Seen::Done);
+    let err = t.finish().unwrap_err();
+    assert!(matches!(err, Error::Transport(ErrorKind::BufferTooSmall)));
+    assert!(!err.is_retryable());
+    assert!(t.session.has_refresh_token());
 }
 
 #[test]

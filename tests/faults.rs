@@ -33,8 +33,8 @@ use faults::{ByteFault, Fault, FaultInjector, FaultProxy, Rule, When};
 use jwt_refresh::protocol::{Credentials, SimpleJwt};
 use jwt_refresh::transport::{Endpoint, ErrorKind, Request};
 use jwt_refresh::{
-    Client, ClientConfig, Error, Protocol, RefreshError, RefreshPolicy, Session, SystemClock,
-    TokenStore,
+    Client, ClientConfig, EndpointError, Error, Protocol, RefreshError, RefreshPolicy, Session,
+    SystemClock, TokenError, TokenStore,
 };
 use server::{
     EventKind, Fault as ServerFault, FaultAction, Framing, Server, ServerConfig, PROTECTED_PATH,
@@ -280,7 +280,7 @@ fn matrix() -> Vec<Case> {
         case(
             "refresh-answer-too-large",
             first_refresh(Fault::TooLarge),
-            "Transport(BufferTooSmall) -> login",
+            "AnswerTooLarge(BufferTooSmall) -> login",
         ),
         case(
             "one-byte-reads",
@@ -530,12 +530,16 @@ fn error_name<T: jwt_refresh::transport::Error, S>(e: &Error<faults::FaultError<
             format!("Transport({:?})", t.kind())
         }
         Error::RetryLater {
-            last: Some(RefreshError::Unavailable { status, .. }),
+            last: Some(RefreshError::Endpoint(EndpointError::Unavailable { status, .. })),
         } => format!("RetryLater({status})"),
         Error::RetryLater { last } => format!("RetryLater({last:?})"),
         Error::LoginRequired(reason) => format!("LoginRequired({reason:?})"),
         Error::Unauthorized(r) => format!("Unauthorized({})", r.status),
         Error::Fatal(e) => format!("Fatal({e:?})"),
+        Error::AnswerTooLarge(t) => {
+            use jwt_refresh::transport::Error as _;
+            format!("AnswerTooLarge({:?})", t.kind())
+        }
         Error::Store(_) => "Store".into(),
         _ => "other".into(),
     }
@@ -802,7 +806,7 @@ fn one_second_tokens_are_refused_never_sent_expired() {
             matches!(
                 send,
                 Err(Error::RetryLater {
-                    last: Some(RefreshError::Unschedulable(_))
+                    last: Some(RefreshError::Refused(TokenError::Unschedulable(_)))
                 })
             ),
             "{send:?}"

@@ -8,7 +8,9 @@ use jwt_refresh::protocol::{
     SimpleJwt, TokenResponse,
 };
 use jwt_refresh::session::{ApiVerdict, LoginReason, Output, Session, SessionError};
-use jwt_refresh::{Duration, Instant, RefreshError, UnixTime};
+use jwt_refresh::{
+    Duration, EndpointError, Instant, RefreshError, TokenError, TokenKind, UnixTime,
+};
 use serde::Serialize;
 
 /// The server's wall clock at the session's monotonic zero.
@@ -365,7 +367,10 @@ fn rejected_refresh_token_leads_to_login() {
     let err = s
         .handle_token_response(t(271), None, &status(401, blacklisted))
         .unwrap_err();
-    assert_eq!(err, RefreshError::RefreshTokenRejected);
+    assert_eq!(
+        err,
+        RefreshError::Endpoint(EndpointError::RefreshTokenRejected)
+    );
     assert!(!s.has_refresh_token());
     // Credentials are configured: log in at once, without a backoff.
     assert!(matches!(poll(&mut s, t(271)), Said::Login(_)));
@@ -400,7 +405,10 @@ fn wrong_credentials_need_new_ones() {
     let err = s
         .handle_token_response(t(0), None, &status(401, bad))
         .unwrap_err();
-    assert_eq!(err, RefreshError::CredentialsRejected);
+    assert_eq!(
+        err,
+        RefreshError::Endpoint(EndpointError::CredentialsRejected)
+    );
     assert_eq!(
         poll(&mut s, t(1)),
         Said::LoginRequired(LoginReason::CredentialsRejected)
@@ -421,7 +429,7 @@ fn expired_refresh_jwt_goes_straight_to_login() {
     let wall = UnixTime::from_secs(EPOCH + 200);
     assert_eq!(
         s.set_refresh_token(t(0), &stale, wall),
-        Err(RefreshError::Unschedulable(LeaseError::Expired))
+        Err(TokenError::Unschedulable(LeaseError::Expired))
     );
     assert!(matches!(poll(&mut s, t(0)), Said::Login(_)));
 
@@ -624,6 +632,52 @@ fn logout_forgets_tokens() {
 }
 
 #[test]
+fn provisioned_tokens_the_session_refuses_are_token_errors() {
+    // No answer was involved: the session says what it refuses, as a `TokenError`.
+    let mut s: Session<'static, 64, 64> = Session::new(simplejwt_login(), no_jitter());
+    let facts = TokenFacts::default;
+    assert_eq!(
+        s.set_tokens(t(0), t(0), "has space", None, facts()),
+        Err(TokenError::Invalid {
+            token: TokenKind::Access
+        })
+    );
+    assert_eq!(
+        s.set_tokens(t(0), t(0), &"a".repeat(58), None, facts()),
+        Err(TokenError::TooLong {
+            token: TokenKind::Access,
+            capacity: 57
+        })
+    );
+    assert_eq!(
+        s.set_tokens(t(0), t(0), "a", Some(""), facts()),
+        Err(TokenError::Invalid {
+            token: TokenKind::Refresh
+        })
+    );
+    assert_eq!(
+        s.set_refresh_token(t(0), &"r".repeat(65), None),
+        Err(TokenError::TooLong {
+            token: TokenKind::Refresh,
+            capacity: 64
+        })
+    );
+    // Nothing was taken: the session logs in as if never provisioned.
+    assert!(!s.has_refresh_token());
+    assert!(s.lease().is_none());
+    let mut buf = [0u8; 256];
+    assert!(matches!(s.poll(t(0), &mut buf), Output::Login(_)));
+
+    let mut s = S::new(simplejwt_login(), no_jitter());
+    let dead = mint("access", 0, 0);
+    assert_eq!(
+        s.set_tokens(t(0), t(0), &dead, None, facts()),
+        Err(TokenError::Unschedulable(LeaseError::NonPositiveLifetime))
+    );
+    assert!(s.lease().is_none());
+}
+
+#[test]
 fn no_tokens_and_no_credentials() {
     let mut s = S::new(Protocol::SimpleJwt(SimpleJwt::default()), no_jitter());
     assert_eq!(
@@ -661,10 +715,7 @@ fn access_token_too_long_for_its_buffer() {
         .unwrap_err();
     assert!(matches!(
         err,
-        RefreshError::BadAnswer(jwt_refresh::protocol::AnswerError::TokenTooLong {
-            capacity: 57,
-            ..
-        })
+        RefreshError::Refused(TokenError::TooLong { capacity: 57, .. })
     ));
 }
 
@@ -746,9 +797,12 @@ fn oauth2_invalid_grant_and_configuration_errors() {
     let err = s
         .handle_token_response(t(271), None, &status(401, r#"{"error":"invalid_client"}"#))
         .unwrap_err();
+    let RefreshError::Endpoint(err) = err else {
+        panic!("{err:?}")
+    };
     assert_eq!(
         err,
-        RefreshError::Configuration {
+        EndpointError::Configuration {
             status: 401,
             code: Some(OAuthErrorCode::InvalidClient)
         }
@@ -883,7 +937,7 @@ fn an_unschedulable_token_keeps_the_old_ones() {
         .unwrap_err();
     assert_eq!(
         err,
-        RefreshError::Unschedulable(LeaseError::NonPositiveLifetime)
+        RefreshError::Refused(TokenError::Unschedulable(LeaseError::NonPositiveLifetime))
     );
     assert_eq!(poll(&mut s, ms(271_500)), bearer(&access));
     s.reset();
@@ -892,7 +946,10 @@ fn an_unschedulable_token_keeps_the_old_ones() {
     let err = s
         .handle_token_response(t(272), None, &ok(&format!(r#"{{"access":"{never}"}}"#)))
         .unwrap_err();
-    assert_eq!(err, RefreshError::Unschedulable(LeaseError::NeverUsable));
+    assert_eq!(
+        err,
+        RefreshError::Refused(TokenError::Unschedulable(LeaseError::NeverUsable))
+    );
     assert_eq!(poll(&mut s, ms(272_500)), bearer(&access));
     assert!(s.has_refresh_token());
     let _ = refresh;

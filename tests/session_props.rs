@@ -59,7 +59,7 @@ use jwt_refresh::protocol::{
     TokenResponse,
 };
 use jwt_refresh::session::{ApiVerdict, LoginReason, Output, Session, SessionError};
-use jwt_refresh::{Duration, Instant, RefreshError, TokenId};
+use jwt_refresh::{Duration, EndpointError, Instant, RefreshError, TokenId};
 use proptest::prelude::*;
 use proptest::sample::Index;
 use proptest::test_runner::Config as ProptestConfig;
@@ -1368,7 +1368,8 @@ impl Harness {
                 };
                 let pre = self.pre();
                 let result = self.s.handle_token_response(self.now, None, &response);
-                let rejected = result == Err(RefreshError::RefreshTokenRejected)
+                let rejected = result
+                    == Err(RefreshError::Endpoint(EndpointError::RefreshTokenRejected))
                     && matches!(built.expect, Expect::Rejected);
                 self.post(pre, result.is_ok(), rejected)?;
                 let Some(o) = self.outstanding.take() else {
@@ -1407,7 +1408,7 @@ impl Harness {
                         if let Answer::Unavailable { status, .. } = answer {
                             let same_status = matches!(
                                 e,
-                                RefreshError::Unavailable { status: s, .. } if s == *status
+                                RefreshError::Endpoint(EndpointError::Unavailable { status: s, .. }) if s == *status
                             );
                             prop_assert!(same_status, "{:?}", e);
                         }
@@ -1418,7 +1419,10 @@ impl Harness {
                         let e = result.expect_err("a rejection was accepted");
                         match o.grant {
                             Grant::Refresh => {
-                                prop_assert_eq!(e, RefreshError::RefreshTokenRejected);
+                                prop_assert_eq!(
+                                    e,
+                                    RefreshError::Endpoint(EndpointError::RefreshTokenRejected)
+                                );
                                 prop_assert!(!self.s.has_refresh_token());
                                 self.refresh = None;
                                 self.rejections += 1;

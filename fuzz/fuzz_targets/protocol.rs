@@ -40,8 +40,8 @@ use jwt_refresh::protocol::{
 use jwt_refresh::session::{LoginReason, SessionError};
 use jwt_refresh::session::{DEFAULT_ACCESS_CAPACITY, DEFAULT_REFRESH_CAPACITY};
 use jwt_refresh::{
-    Duration, Instant, Output, Protocol, RefreshError, RefreshPolicy, Session, TokenResponse,
-    UnixTime,
+    Duration, EndpointError, Instant, Output, Protocol, RefreshError, RefreshPolicy, Session,
+    TokenError, TokenResponse, UnixTime,
 };
 use jwt_refresh_fuzz::{
     is_ws, json_members, json_str, jws, nesting_depth, read_members, read_object, strict,
@@ -345,23 +345,24 @@ fn raw(data: &[u8]) {
             if transient {
                 assert_eq!(
                     e,
-                    RefreshError::Unavailable {
+                    RefreshError::Endpoint(EndpointError::Unavailable {
                         status: case.status,
                         retry_after: case.retry_after
-                    }
+                    })
                 );
             }
             if success {
                 assert!(
                     matches!(
                         e,
-                        RefreshError::BadAnswer(_) | RefreshError::Unschedulable(_)
+                        RefreshError::Endpoint(EndpointError::BadAnswer(_))
+                            | RefreshError::Refused(_)
                     ),
                     "a 2xx answer failed with {e:?}"
                 );
             }
             match e {
-                RefreshError::RefreshTokenRejected => {
+                RefreshError::Endpoint(EndpointError::RefreshTokenRejected) => {
                     assert_eq!(
                         case.grant,
                         Grant::Refresh,
@@ -380,7 +381,7 @@ fn raw(data: &[u8]) {
                         );
                     }
                 }
-                RefreshError::CredentialsRejected => {
+                RefreshError::Endpoint(EndpointError::CredentialsRejected) => {
                     assert_eq!(case.grant, Grant::Login);
                     if case.dialect.oauth() {
                         assert!(member_is("error", "invalid_client"));
@@ -471,28 +472,49 @@ fn expires_in_value(raw: &[u8], value: &serde_json::Value) -> Option<u64> {
 
 /// A token's decoded characters against the session's rules: visible ASCII (and space for a
 /// refresh token), not empty, at most `capacity` bytes; the first offending character decides.
-fn token_check(raw: &[u8], token: TokenKind, capacity: usize) -> Result<(), AnswerError> {
+fn token_check(raw: &[u8], token: TokenKind, capacity: usize) -> Result<(), TokenError> {
     let units = string_units(raw).expect("a string member read");
     let mut len = 0;
     for u in units {
         len += u.c.len_utf8();
         let allowed = u.c.is_ascii_graphic() || (u.c == ' ' && token == TokenKind::Refresh);
         if !allowed {
-            return Err(AnswerError::InvalidToken { token });
+            return Err(TokenError::Invalid { token });
         }
         if len > capacity {
-            return Err(AnswerError::TokenTooLong { token, capacity });
+            return Err(TokenError::TooLong { token, capacity });
         }
     }
     if len == 0 {
-        return Err(AnswerError::InvalidToken { token });
+        return Err(TokenError::Invalid { token });
     }
     Ok(())
 }
 
 /// What a success answer's body must give before the token is scheduled: the first problem in
-/// member order, then the missing access token, then the tokens' characters and lengths.
-fn answer_model(reading: &Reading<'_>, dialect: Dialect) -> Result<(), AnswerError> {
+/// member order, then the missing access token (the protocol's `AnswerError`s), then the tokens'
+/// characters and lengths (the session's `TokenError`s).
+fn answer_model(reading: &Reading<'_>, dialect: Dialect) -> Result<(), RefreshError> {
+    let (access, refresh) = answer_shape(reading, dialect)
+        .map_err(|e| RefreshError::Endpoint(EndpointError::BadAnswer(e)))?;
+    let bearer_len = "Bearer ".len();
+    token_check(
+        access,
+        TokenKind::Access,
+        DEFAULT_ACCESS_CAPACITY - bearer_len,
+    )?;
+    if let Some(refresh) = refresh {
+        token_check(refresh, TokenKind::Refresh, DEFAULT_REFRESH_CAPACITY)?;
+    }
+    Ok(())
+}
+
+/// The access and (optional) refresh token members of a success answer, or the first problem
+/// the protocol finds in it.
+fn answer_shape<'r>(
+    reading: &Reading<'r>,
+    dialect: Dialect,
+) -> Result<(&'r [u8], Option<&'r [u8]>), AnswerError> {
     let fields = fields(dialect);
     let (mut access, mut refresh, mut token_type, mut expires_in) = (None, None, false, None);
     for m in &reading.members {
@@ -521,7 +543,7 @@ fn answer_model(reading: &Reading<'_>, dialect: Dialect) -> Result<(), AnswerErr
                     TokenKind::Refresh
                 };
                 if !value.is_string() {
-                    return Err(AnswerError::InvalidToken { token });
+                    return Err(AnswerError::NotAString { token });
                 }
                 *(if field == 0 {
                     &mut access
@@ -546,16 +568,7 @@ fn answer_model(reading: &Reading<'_>, dialect: Dialect) -> Result<(), AnswerErr
         }
     }
     let access = access.ok_or(AnswerError::MissingAccessToken)?;
-    let bearer_len = "Bearer ".len();
-    token_check(
-        access,
-        TokenKind::Access,
-        DEFAULT_ACCESS_CAPACITY - bearer_len,
-    )?;
-    if let Some(refresh) = refresh {
-        token_check(refresh, TokenKind::Refresh, DEFAULT_REFRESH_CAPACITY)?;
-    }
-    Ok(())
+    Ok((access, refresh))
 }
 
 fn oauth_code(code: &str) -> OAuthErrorCode {
@@ -578,31 +591,35 @@ fn oauth_code(code: &str) -> OAuthErrorCode {
 fn error_model(case: &RawCase<'_>, code: Option<String>) -> RefreshError {
     let status = case.status;
     if matches!(status, 408 | 425 | 429 | 500..=599) {
-        return RefreshError::Unavailable {
+        return RefreshError::Endpoint(EndpointError::Unavailable {
             status,
             retry_after: case.retry_after,
-        };
+        });
     }
     if !case.dialect.oauth() {
         return match (status, case.grant) {
-            (401, Grant::Login) => RefreshError::CredentialsRejected,
+            (401, Grant::Login) => RefreshError::Endpoint(EndpointError::CredentialsRejected),
             (401, Grant::Refresh) if code.as_deref() == Some("token_not_valid") => {
-                RefreshError::RefreshTokenRejected
+                RefreshError::Endpoint(EndpointError::RefreshTokenRejected)
             }
-            _ => RefreshError::Configuration { status, code: None },
+            _ => RefreshError::Endpoint(EndpointError::Configuration { status, code: None }),
         };
     }
     let code = code.as_deref().map(oauth_code);
     match (code, case.grant) {
-        (Some(OAuthErrorCode::InvalidGrant), Grant::Refresh) => RefreshError::RefreshTokenRejected,
-        (Some(OAuthErrorCode::InvalidClient), Grant::Login) => RefreshError::CredentialsRejected,
+        (Some(OAuthErrorCode::InvalidGrant), Grant::Refresh) => {
+            RefreshError::Endpoint(EndpointError::RefreshTokenRejected)
+        }
+        (Some(OAuthErrorCode::InvalidClient), Grant::Login) => {
+            RefreshError::Endpoint(EndpointError::CredentialsRejected)
+        }
         (Some(OAuthErrorCode::ServerError | OAuthErrorCode::TemporarilyUnavailable), _) => {
-            RefreshError::Unavailable {
+            RefreshError::Endpoint(EndpointError::Unavailable {
                 status,
                 retry_after: case.retry_after,
-            }
+            })
         }
-        _ => RefreshError::Configuration { status, code },
+        _ => RefreshError::Endpoint(EndpointError::Configuration { status, code }),
     }
 }
 
@@ -644,10 +661,14 @@ fn exact(case: &RawCase<'_>, result: &Result<Grant, RefreshError>) {
         );
     }
     if success {
-        match reading.map_or(Err(AnswerError::Json), |r| answer_model(&r, case.dialect)) {
-            Err(e) => assert_eq!(*result, Err(RefreshError::BadAnswer(e)), "answer {text:?}"),
+        let json = RefreshError::Endpoint(EndpointError::BadAnswer(AnswerError::Json));
+        match reading.map_or(Err(json), |r| answer_model(&r, case.dialect)) {
+            Err(e) => assert_eq!(*result, Err(e), "answer {text:?}"),
             Ok(()) => assert!(
-                matches!(result, Ok(_) | Err(RefreshError::Unschedulable(_))),
+                matches!(
+                    result,
+                    Ok(_) | Err(RefreshError::Refused(TokenError::Unschedulable(_)))
+                ),
                 "a usable answer gave {result:?}: {text:?}"
             ),
         }
@@ -670,7 +691,7 @@ fn exact(case: &RawCase<'_>, result: &Result<Grant, RefreshError>) {
 /// What the session does after a failed refresh or login: the documented backoff, and the old
 /// refresh token kept and sent again unless it was rejected.
 fn after_failure(s: &mut Session<'static>, case: &RawCase<'_>, e: RefreshError) {
-    let rejected = e == RefreshError::RefreshTokenRejected;
+    let rejected = e == RefreshError::Endpoint(EndpointError::RefreshTokenRejected);
     if case.grant == Grant::Refresh {
         assert_eq!(
             s.has_refresh_token(),
@@ -684,7 +705,9 @@ fn after_failure(s: &mut Session<'static>, case: &RawCase<'_>, e: RefreshError) 
             // The first failure backs off exactly `backoff_base`, or the server's Retry-After
             // when longer (capped).
             let retry_after = match e {
-                RefreshError::Unavailable { retry_after, .. } => retry_after,
+                RefreshError::Endpoint(EndpointError::Unavailable { retry_after, .. }) => {
+                    retry_after
+                }
                 _ => None,
             };
             let wait = retry_after.map_or(p.backoff_base, |r| {
@@ -706,14 +729,14 @@ fn after_failure(s: &mut Session<'static>, case: &RawCase<'_>, e: RefreshError) 
             assert!(rejected && case.dialect.can_login());
         }
         (FailureClass::LoginAgain, Said::LoginRequired(reason)) => match e {
-            RefreshError::RefreshTokenRejected => {
+            RefreshError::Endpoint(EndpointError::RefreshTokenRejected) => {
                 assert!(!case.dialect.can_login());
                 assert_eq!(reason, LoginReason::RefreshTokenRejected);
             }
             _ => assert_eq!(reason, LoginReason::CredentialsRejected),
         },
         (FailureClass::Fatal, Said::Failed(SessionError::Configuration(got))) => {
-            assert_eq!(got, e);
+            assert_eq!(RefreshError::Endpoint(got), e);
             if case.grant == Grant::Refresh {
                 s.reset();
                 match poll(s, NOW) {
@@ -974,7 +997,7 @@ fn structured(spec: &Structured) {
             if grant == Grant::Refresh {
                 assert_eq!(
                     s.has_refresh_token(),
-                    want != RefreshError::RefreshTokenRejected
+                    want != RefreshError::Endpoint(EndpointError::RefreshTokenRejected)
                 );
             }
         }
@@ -1180,19 +1203,23 @@ fn success(
     let expect = match secs {
         // The body is read before anything is scheduled: nesting first (before parsing), then
         // `expires_in` (the only failing member; unknown members follow any order).
-        _ if too_deep => Expect::Failed(RefreshError::BadAnswer(AnswerError::Json)),
-        _ if bad_expires_in => {
-            Expect::Failed(RefreshError::BadAnswer(AnswerError::InvalidExpiresIn))
-        }
-        Some(Err(e)) => Expect::Failed(RefreshError::Unschedulable(e)),
+        _ if too_deep => Expect::Failed(RefreshError::Endpoint(EndpointError::BadAnswer(
+            AnswerError::Json,
+        ))),
+        _ if bad_expires_in => Expect::Failed(RefreshError::Endpoint(EndpointError::BadAnswer(
+            AnswerError::InvalidExpiresIn,
+        ))),
+        Some(Err(e)) => Expect::Failed(RefreshError::Refused(TokenError::Unschedulable(e))),
         // One second off a whole-second life (the server floors `iat`): 1 s leaves nothing.
-        Some(Ok(0 | 1)) => {
-            Expect::Failed(RefreshError::Unschedulable(LeaseError::NonPositiveLifetime))
-        }
+        Some(Ok(0 | 1)) => Expect::Failed(RefreshError::Refused(TokenError::Unschedulable(
+            LeaseError::NonPositiveLifetime,
+        ))),
         Some(Ok(secs)) => {
             let ms = secs * 1000;
             if wait_ms >= ms - 1000 {
-                Expect::Failed(RefreshError::Unschedulable(LeaseError::NeverUsable))
+                Expect::Failed(RefreshError::Refused(TokenError::Unschedulable(
+                    LeaseError::NeverUsable,
+                )))
             } else {
                 accepted(Some(ms), wait_ms)
             }
@@ -1204,7 +1231,9 @@ fn success(
         (Expect::Accepted { .. }, Some(r), Some(json), Some(wall))
             if plain(json, &r.text) && r.iat.is_none() && r.exp.is_some_and(|e| e <= wall) =>
         {
-            Expect::Failed(RefreshError::Unschedulable(LeaseError::Expired))
+            Expect::Failed(RefreshError::Refused(TokenError::Unschedulable(
+                LeaseError::Expired,
+            )))
         }
         _ => expect,
     };
@@ -1218,7 +1247,10 @@ fn error(
 ) -> (u16, String, Option<Duration>, Expect) {
     let oauth = dialect.oauth();
     let config = |status: u16, code: Option<OAuthErrorCode>| {
-        Expect::Failed(RefreshError::Configuration { status, code })
+        Expect::Failed(RefreshError::Endpoint(EndpointError::Configuration {
+            status,
+            code,
+        }))
     };
     match e {
         ErrorAnswer::TokenNotValid { blacklisted } => {
@@ -1229,8 +1261,12 @@ fn error(
             };
             let body = format!(r#"{{"detail":"{detail}","code":"token_not_valid"}}"#);
             let expect = match (oauth, grant) {
-                (false, Grant::Refresh) => Expect::Failed(RefreshError::RefreshTokenRejected),
-                (false, Grant::Login) => Expect::Failed(RefreshError::CredentialsRejected),
+                (false, Grant::Refresh) => {
+                    Expect::Failed(RefreshError::Endpoint(EndpointError::RefreshTokenRejected))
+                }
+                (false, Grant::Login) => {
+                    Expect::Failed(RefreshError::Endpoint(EndpointError::CredentialsRejected))
+                }
                 (true, _) => config(401, None),
             };
             (401, body, None, expect)
@@ -1238,7 +1274,9 @@ fn error(
         ErrorAnswer::NoActiveAccount => {
             let body = r#"{"detail":"No active account found with the given credentials"}"#;
             let expect = match (oauth, grant) {
-                (false, Grant::Login) => Expect::Failed(RefreshError::CredentialsRejected),
+                (false, Grant::Login) => {
+                    Expect::Failed(RefreshError::Endpoint(EndpointError::CredentialsRejected))
+                }
                 _ => config(401, None),
             };
             (401, body.into(), None, expect)
@@ -1260,22 +1298,24 @@ fn error(
             );
             let expect = if !oauth {
                 match (status, grant) {
-                    (401, Grant::Login) => Expect::Failed(RefreshError::CredentialsRejected),
+                    (401, Grant::Login) => {
+                        Expect::Failed(RefreshError::Endpoint(EndpointError::CredentialsRejected))
+                    }
                     _ => config(status, None),
                 }
             } else {
                 match (code, grant) {
                     (OAuthCode::InvalidGrant, Grant::Refresh) => {
-                        Expect::Failed(RefreshError::RefreshTokenRejected)
+                        Expect::Failed(RefreshError::Endpoint(EndpointError::RefreshTokenRejected))
                     }
                     (OAuthCode::InvalidClient, Grant::Login) => {
-                        Expect::Failed(RefreshError::CredentialsRejected)
+                        Expect::Failed(RefreshError::Endpoint(EndpointError::CredentialsRejected))
                     }
                     (OAuthCode::ServerError | OAuthCode::TemporarilyUnavailable, _) => {
-                        Expect::Failed(RefreshError::Unavailable {
+                        Expect::Failed(RefreshError::Endpoint(EndpointError::Unavailable {
                             status,
                             retry_after: None,
-                        })
+                        }))
                     }
                     _ => config(status, Some(code.code())),
                 }
@@ -1299,10 +1339,10 @@ fn error(
                 status,
                 body.into(),
                 retry_after,
-                Expect::Failed(RefreshError::Unavailable {
+                Expect::Failed(RefreshError::Endpoint(EndpointError::Unavailable {
                     status,
                     retry_after,
-                }),
+                })),
             )
         }
     }

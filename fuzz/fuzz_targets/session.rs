@@ -36,8 +36,8 @@ use arbitrary::{Arbitrary, Unstructured};
 use jwt_refresh::policy::TokenFacts;
 use jwt_refresh::protocol::{ClientAuth, Credentials, Grant, OAuth2, OAuth2Login, SimpleJwt};
 use jwt_refresh::{
-    ApiVerdict, Duration, FailureClass, Instant, Output, Protocol, RefreshError, RefreshPolicy,
-    Session, TokenId, TokenResponse, UnixTime,
+    ApiVerdict, Duration, EndpointError, FailureClass, Instant, Output, Protocol, RefreshError,
+    RefreshPolicy, Session, TokenId, TokenResponse, UnixTime,
 };
 use jwt_refresh_fuzz::{jws, strict, EPOCH, SIMPLEJWT_HEADER};
 use libfuzzer_sys::fuzz_target;
@@ -1316,7 +1316,8 @@ impl Harness {
                         String::from_utf8_lossy(&built.body)
                     );
                 }
-                let rejected = result == Err(RefreshError::RefreshTokenRejected);
+                let rejected =
+                    result == Err(RefreshError::Endpoint(EndpointError::RefreshTokenRejected));
                 let loss_ok = rejected
                     && matches!(built.expect, Expect::Rejected | Expect::Unknown)
                     && grant == Some(Grant::Refresh);
@@ -1388,12 +1389,18 @@ impl Harness {
                         let e = result.expect_err("a rejection was accepted");
                         match o.grant {
                             Grant::Refresh => {
-                                say(e == RefreshError::RefreshTokenRejected, || format!("{e:?}"));
+                                say(
+                                    e == RefreshError::Endpoint(
+                                        EndpointError::RefreshTokenRejected,
+                                    ),
+                                    || format!("{e:?}"),
+                                );
                                 self.refresh = None;
                             }
-                            Grant::Login => {
-                                say(e == RefreshError::CredentialsRejected, || format!("{e:?}"))
-                            }
+                            Grant::Login => say(
+                                e == RefreshError::Endpoint(EndpointError::CredentialsRejected),
+                                || format!("{e:?}"),
+                            ),
                         }
                         self.failure = None;
                     }
@@ -1416,7 +1423,7 @@ impl Harness {
                 self.failure = Some((self.g, self.policy.backoff_base.as_millis()));
             }
             FailureClass::LoginAgain => {
-                if e == RefreshError::RefreshTokenRejected {
+                if e == RefreshError::Endpoint(EndpointError::RefreshTokenRejected) {
                     say(o.grant == Grant::Refresh, || {
                         "a login rejected a refresh token".into()
                     });

@@ -182,7 +182,8 @@ pub enum TokenKind {
     Refresh,
 }
 
-/// A token endpoint answer that could not be used. The session's tokens are kept.
+/// Why a 2xx token endpoint answer could not be read: its shape, before the session judges the
+/// tokens in it ([`TokenError`](crate::TokenError)). The session's tokens are kept.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[non_exhaustive]
@@ -191,15 +192,8 @@ pub enum AnswerError {
     Json,
     /// A success answer without an access token.
     MissingAccessToken,
-    /// A token longer than the session's buffer for it.
-    TokenTooLong {
-        /// Which token.
-        token: TokenKind,
-        /// The buffer's capacity in bytes.
-        capacity: usize,
-    },
-    /// A token with characters that cannot go into a header or a body (or an empty one).
-    InvalidToken {
+    /// A token member whose value is not a JSON string.
+    NotAString {
         /// Which token.
         token: TokenKind,
     },
@@ -216,14 +210,8 @@ impl fmt::Display for AnswerError {
         match self {
             AnswerError::Json => f.write_str("the answer is not valid JSON"),
             AnswerError::MissingAccessToken => f.write_str("the answer has no access token"),
-            AnswerError::TokenTooLong { token, capacity } => {
-                write!(
-                    f,
-                    "the {token:?} token is longer than its {capacity}-byte buffer"
-                )
-            }
-            AnswerError::InvalidToken { token } => {
-                write!(f, "the {token:?} token is empty or has invalid characters")
+            AnswerError::NotAString { token } => {
+                write!(f, "the {token:?} token is not a string")
             }
             AnswerError::UnsupportedTokenType => f.write_str("token_type is not Bearer"),
             AnswerError::InvalidExpiresIn => f.write_str("expires_in is not a whole number"),
@@ -245,21 +233,21 @@ pub enum FailureClass {
     Fatal,
 }
 
-/// Why a token endpoint exchange failed, from the answer's status and body.
+/// How the protocol classifies a token endpoint's answer that gives no tokens, from its status
+/// and body. The protocol layer's error: the session adds what it saw itself in
+/// [`RefreshError`](crate::RefreshError).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[non_exhaustive]
-pub enum RefreshError {
-    /// 5xx, 429, 408, or an OAuth `server_error` / `temporarily_unavailable`.
+pub enum EndpointError {
+    /// 5xx, 429, 425, 408, or an OAuth `server_error` / `temporarily_unavailable`.
     Unavailable {
         /// The status code.
         status: u16,
         /// The server's `Retry-After`, when given in seconds.
         retry_after: Option<Duration>,
     },
-    /// The request got no answer: the transport failed or timed out.
-    NoAnswer,
-    /// A 2xx answer that could not be used.
+    /// A 2xx answer that could not be read.
     BadAnswer(AnswerError),
     /// The refresh token was rejected for good (SimpleJWT `token_not_valid`, OAuth
     /// `invalid_grant`): expired, revoked, or already used after a rotation.
@@ -275,40 +263,35 @@ pub enum RefreshError {
         /// The OAuth 2.0 `error` code, when there was one.
         code: Option<OAuthErrorCode>,
     },
-    /// The token in a success answer cannot be scheduled (zero lifetime, `nbf` after `exp`).
-    Unschedulable(crate::policy::LeaseError),
-    /// An answer arrived when no request was in flight (late or duplicated); it was ignored.
-    Unexpected,
 }
 
-impl RefreshError {
+impl EndpointError {
     /// Retry later, log in again, or fatal.
     pub const fn class(&self) -> FailureClass {
         match self {
-            RefreshError::Unavailable { .. }
-            | RefreshError::NoAnswer
-            | RefreshError::BadAnswer(_)
-            | RefreshError::Unschedulable(_)
-            | RefreshError::Unexpected => FailureClass::RetryLater,
-            RefreshError::RefreshTokenRejected | RefreshError::CredentialsRejected => {
+            EndpointError::Unavailable { .. } | EndpointError::BadAnswer(_) => {
+                FailureClass::RetryLater
+            }
+            EndpointError::RefreshTokenRejected | EndpointError::CredentialsRejected => {
                 FailureClass::LoginAgain
             }
-            RefreshError::Configuration { .. } => FailureClass::Fatal,
+            EndpointError::Configuration { .. } => FailureClass::Fatal,
         }
     }
 }
 
-impl fmt::Display for RefreshError {
+impl fmt::Display for EndpointError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            RefreshError::Unavailable { status, .. } => {
+            EndpointError::Unavailable { status, .. } => {
                 write!(f, "token endpoint unavailable (status {status})")
             }
-            RefreshError::NoAnswer => f.write_str("the token endpoint did not answer"),
-            RefreshError::BadAnswer(e) => write!(f, "unusable token endpoint answer: {e}"),
-            RefreshError::RefreshTokenRejected => f.write_str("the refresh token was rejected"),
-            RefreshError::CredentialsRejected => f.write_str("the login credentials were rejected"),
-            RefreshError::Configuration { status, code } => match code {
+            EndpointError::BadAnswer(e) => write!(f, "unusable token endpoint answer: {e}"),
+            EndpointError::RefreshTokenRejected => f.write_str("the refresh token was rejected"),
+            EndpointError::CredentialsRejected => {
+                f.write_str("the login credentials were rejected")
+            }
+            EndpointError::Configuration { status, code } => match code {
                 Some(code) => write!(
                     f,
                     "configuration problem: {} (status {status})",
@@ -316,13 +299,11 @@ impl fmt::Display for RefreshError {
                 ),
                 None => write!(f, "configuration problem (status {status})"),
             },
-            RefreshError::Unschedulable(e) => write!(f, "unusable token: {e}"),
-            RefreshError::Unexpected => f.write_str("an answer arrived with no request in flight"),
         }
     }
 }
 
-impl core::error::Error for RefreshError {}
+impl core::error::Error for EndpointError {}
 
 /// A successful answer, borrowed from the body. Tokens are still JSON-escaped. No `Debug`: it
 /// holds tokens.
@@ -341,9 +322,12 @@ impl fmt::Debug for Tokens<'_> {
 }
 
 /// Classification shared by both dialects for statuses that say nothing protocol-specific.
-pub(crate) fn transient_status(status: u16, retry_after: Option<Duration>) -> Option<RefreshError> {
+pub(crate) fn transient_status(
+    status: u16,
+    retry_after: Option<Duration>,
+) -> Option<EndpointError> {
     match status {
-        408 | 425 | 429 | 500..=599 => Some(RefreshError::Unavailable {
+        408 | 425 | 429 | 500..=599 => Some(EndpointError::Unavailable {
             status,
             retry_after,
         }),
@@ -408,10 +392,10 @@ impl AnswerContext {
             return error;
         }
         match (self.current, lib) {
-            (Some(Field::Access), LibError::InvalidType) => AnswerError::InvalidToken {
+            (Some(Field::Access), LibError::InvalidType) => AnswerError::NotAString {
                 token: TokenKind::Access,
             },
-            (Some(Field::Refresh), LibError::InvalidType) => AnswerError::InvalidToken {
+            (Some(Field::Refresh), LibError::InvalidType) => AnswerError::NotAString {
                 token: TokenKind::Refresh,
             },
             (Some(Field::TokenType), LibError::InvalidType) => AnswerError::UnsupportedTokenType,
@@ -602,36 +586,6 @@ pub(crate) fn is_refresh_char(c: char) -> bool {
     c == ' ' || c.is_ascii_graphic()
 }
 
-/// Checks a token's decoded length and characters.
-pub(crate) fn check_token(
-    raw: RawStr<'_>,
-    token: TokenKind,
-    capacity: usize,
-) -> Result<(), AnswerError> {
-    let allowed = match token {
-        TokenKind::Access => is_access_char,
-        TokenKind::Refresh => is_refresh_char,
-    };
-    let mut len = 0usize;
-    raw.try_for_each_char(
-        |c| {
-            len = len.saturating_add(c.len_utf8());
-            if !allowed(c) {
-                Err(AnswerError::InvalidToken { token })
-            } else if len > capacity {
-                Err(AnswerError::TokenTooLong { token, capacity })
-            } else {
-                Ok(())
-            }
-        },
-        AnswerError::InvalidToken { token },
-    )?;
-    if len == 0 {
-        return Err(AnswerError::InvalidToken { token });
-    }
-    Ok(())
-}
-
 /// The buffer was too small for a request; `needed` bytes would do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
@@ -689,14 +643,14 @@ impl Protocol<'_> {
         &self,
         grant: Grant,
         answer: &TokenResponse<'b>,
-    ) -> Result<Tokens<'b>, RefreshError> {
+    ) -> Result<Tokens<'b>, EndpointError> {
         let status = answer.status;
         if (200..300).contains(&status) {
             let dialect = match self {
                 Protocol::SimpleJwt(_) => Dialect::SimpleJwt,
                 Protocol::OAuth2(_) => Dialect::OAuth2,
             };
-            return tokens(answer.body, dialect).map_err(RefreshError::BadAnswer);
+            return tokens(answer.body, dialect).map_err(EndpointError::BadAnswer);
         }
         if let Some(transient) = transient_status(status, answer.retry_after) {
             return Err(transient);

@@ -5,7 +5,7 @@
 use core::fmt;
 
 use super::write::{form_encode, Base64, Writer};
-use super::{BufferTooSmall, Endpoint, Grant, Method, RefreshError, Request, TokenResponse, FORM};
+use super::{BufferTooSmall, Endpoint, EndpointError, Grant, Method, Request, TokenResponse, FORM};
 
 /// An OAuth 2.0 token endpoint and the client's registration.
 #[derive(Clone, Copy)]
@@ -233,19 +233,19 @@ impl<'c> OAuth2<'c> {
 
 /// Classifies an OAuth 2.0 error answer (not 2xx, not transient) to a refresh or a
 /// client-credentials login.
-pub(crate) fn error(grant: Grant, answer: &TokenResponse<'_>) -> RefreshError {
+pub(crate) fn error(grant: Grant, answer: &TokenResponse<'_>) -> EndpointError {
     let status = answer.status;
     let code = error_code(answer.body);
     match (code, grant) {
-        (Some(OAuthErrorCode::InvalidGrant), Grant::Refresh) => RefreshError::RefreshTokenRejected,
-        (Some(OAuthErrorCode::InvalidClient), Grant::Login) => RefreshError::CredentialsRejected,
+        (Some(OAuthErrorCode::InvalidGrant), Grant::Refresh) => EndpointError::RefreshTokenRejected,
+        (Some(OAuthErrorCode::InvalidClient), Grant::Login) => EndpointError::CredentialsRejected,
         (Some(OAuthErrorCode::ServerError | OAuthErrorCode::TemporarilyUnavailable), _) => {
-            RefreshError::Unavailable {
+            EndpointError::Unavailable {
                 status,
                 retry_after: answer.retry_after,
             }
         }
-        _ => RefreshError::Configuration { status, code },
+        _ => EndpointError::Configuration { status, code },
     }
 }
 
@@ -262,7 +262,7 @@ mod tests {
     use crate::protocol::{AnswerError, Tokens};
 
     /// The whole answer path, as the session takes it.
-    fn parse<'b>(grant: Grant, answer: &TokenResponse<'b>) -> Result<Tokens<'b>, RefreshError> {
+    fn parse<'b>(grant: Grant, answer: &TokenResponse<'b>) -> Result<Tokens<'b>, EndpointError> {
         Protocol::OAuth2(OAuth2::default()).parse(grant, answer)
     }
     use core::fmt::Write as _;
@@ -354,7 +354,7 @@ mod tests {
         // The RFC's example has token_type "example": not a bearer token.
         assert_eq!(
             parse(Grant::Refresh, &answer(200, body)).unwrap_err(),
-            RefreshError::BadAnswer(AnswerError::UnsupportedTokenType)
+            EndpointError::BadAnswer(AnswerError::UnsupportedTokenType)
         );
         let body = body.replace("\"example\"", "\"bEaReR\"");
         let t = parse(Grant::Refresh, &answer(200, &body)).unwrap();
@@ -410,7 +410,7 @@ mod tests {
             let body = format_body(value);
             assert_eq!(
                 parse(Grant::Refresh, &answer(200, &body)).unwrap_err(),
-                RefreshError::BadAnswer(AnswerError::InvalidExpiresIn),
+                EndpointError::BadAnswer(AnswerError::InvalidExpiresIn),
                 "{value}"
             );
         }
@@ -435,15 +435,15 @@ mod tests {
         let body = r#"{"err\u+06fr":"invalid_grant"}"#;
         assert!(matches!(
             parse(Grant::Refresh, &answer(400, body)).unwrap_err(),
-            RefreshError::Configuration { code: None, .. }
+            EndpointError::Configuration { code: None, .. }
         ));
         // A token with one is refused when the session checks it.
         let token = r#"{"access_token":"a\u+041","token_type":"Bearer"}"#;
         let tokens = parse(Grant::Refresh, &answer(200, token)).unwrap();
         let kind = crate::protocol::TokenKind::Access;
         assert_eq!(
-            crate::protocol::check_token(tokens.access, kind, 100),
-            Err(AnswerError::InvalidToken { token: kind })
+            crate::session::check_token(tokens.access, kind, 100),
+            Err(crate::TokenError::Invalid { token: kind })
         );
     }
 
@@ -456,11 +456,11 @@ mod tests {
         };
         assert_eq!(
             err(400, "invalid_grant", Grant::Refresh),
-            RefreshError::RefreshTokenRejected
+            EndpointError::RefreshTokenRejected
         );
         assert_eq!(
             err(401, "invalid_client", Grant::Login),
-            RefreshError::CredentialsRejected
+            EndpointError::CredentialsRejected
         );
         for code in [
             "invalid_client",
@@ -475,11 +475,11 @@ mod tests {
         }
         assert!(matches!(
             err(400, "temporarily_unavailable", Grant::Refresh),
-            RefreshError::Unavailable { status: 400, .. }
+            EndpointError::Unavailable { status: 400, .. }
         ));
         assert!(matches!(
             parse(Grant::Refresh, &answer(400, "not json")).unwrap_err(),
-            RefreshError::Configuration {
+            EndpointError::Configuration {
                 status: 400,
                 code: None
             }
@@ -491,7 +491,7 @@ mod tests {
         };
         assert_eq!(
             parse(Grant::Refresh, &retry).unwrap_err(),
-            RefreshError::Unavailable {
+            EndpointError::Unavailable {
                 status: 429,
                 retry_after: Some(crate::Duration::from_secs(7))
             }

@@ -8,7 +8,7 @@ use core::fmt;
 
 use serde::Serialize;
 
-use super::{BufferTooSmall, Endpoint, Grant, Method, RefreshError, Request, TokenResponse, JSON};
+use super::{BufferTooSmall, Endpoint, EndpointError, Grant, Method, Request, TokenResponse, JSON};
 
 /// A SimpleJWT server's paths and, optionally, the credentials to log in with.
 ///
@@ -149,14 +149,14 @@ fn post<'a>(path: &'a str, body: &'a [u8]) -> Request<'a> {
 }
 
 /// Classifies a SimpleJWT error answer (not 2xx, not transient) to a refresh or login.
-pub(crate) fn error(grant: Grant, answer: &TokenResponse<'_>) -> RefreshError {
+pub(crate) fn error(grant: Grant, answer: &TokenResponse<'_>) -> EndpointError {
     let status = answer.status;
     match (status, grant) {
-        (401, Grant::Login) => RefreshError::CredentialsRejected,
+        (401, Grant::Login) => EndpointError::CredentialsRejected,
         (401, Grant::Refresh) if error_code(answer.body) == Some("token_not_valid") => {
-            RefreshError::RefreshTokenRejected
+            EndpointError::RefreshTokenRejected
         }
-        _ => RefreshError::Configuration { status, code: None },
+        _ => EndpointError::Configuration { status, code: None },
     }
 }
 
@@ -173,7 +173,7 @@ mod tests {
     use crate::protocol::{AnswerError, TokenKind, Tokens};
 
     /// The whole answer path, as the session takes it.
-    fn parse<'b>(grant: Grant, answer: &TokenResponse<'b>) -> Result<Tokens<'b>, RefreshError> {
+    fn parse<'b>(grant: Grant, answer: &TokenResponse<'b>) -> Result<Tokens<'b>, EndpointError> {
         Protocol::SimpleJwt(SimpleJwt::default()).parse(grant, answer)
     }
 
@@ -277,7 +277,7 @@ mod tests {
         let code = r#"{"detail":"x","c\u006fde":"token_not_valid"}"#;
         assert_eq!(
             parse(Grant::Refresh, &answer(401, code)).unwrap_err(),
-            RefreshError::RefreshTokenRejected
+            EndpointError::RefreshTokenRejected
         );
     }
 
@@ -290,7 +290,7 @@ mod tests {
             (r#"{"refresh":"r"}"#, AnswerError::MissingAccessToken),
             (
                 r#"{"access":1}"#,
-                AnswerError::InvalidToken {
+                AnswerError::NotAString {
                     token: TokenKind::Access,
                 },
             ),
@@ -301,7 +301,7 @@ mod tests {
         ] {
             assert_eq!(
                 parse(Grant::Refresh, &answer(200, body)).unwrap_err(),
-                RefreshError::BadAnswer(want),
+                EndpointError::BadAnswer(want),
                 "{body}"
             );
         }
@@ -313,35 +313,35 @@ mod tests {
         let blacklisted = r#"{"detail":"Token is blacklisted","code":"token_not_valid"}"#;
         assert_eq!(
             parse(Grant::Refresh, &answer(401, expired)).unwrap_err(),
-            RefreshError::RefreshTokenRejected
+            EndpointError::RefreshTokenRejected
         );
         assert_eq!(
             parse(Grant::Refresh, &answer(401, blacklisted)).unwrap_err(),
-            RefreshError::RefreshTokenRejected
+            EndpointError::RefreshTokenRejected
         );
         let bad_login = r#"{"detail":"No active account found with the given credentials"}"#;
         assert_eq!(
             parse(Grant::Login, &answer(401, bad_login)).unwrap_err(),
-            RefreshError::CredentialsRejected
+            EndpointError::CredentialsRejected
         );
         // A 401 without the code (a proxy, say) is not proof that the refresh token is dead.
         assert!(matches!(
             parse(Grant::Refresh, &answer(401, "<html>")).unwrap_err(),
-            RefreshError::Configuration { status: 401, .. }
+            EndpointError::Configuration { status: 401, .. }
         ));
         let missing = r#"{"refresh":["This field is required."]}"#;
         assert!(matches!(
             parse(Grant::Refresh, &answer(400, missing)).unwrap_err(),
-            RefreshError::Configuration { status: 400, .. }
+            EndpointError::Configuration { status: 400, .. }
         ));
         assert!(matches!(
             parse(Grant::Refresh, &answer(301, "")).unwrap_err(),
-            RefreshError::Configuration { status: 301, .. }
+            EndpointError::Configuration { status: 301, .. }
         ));
         for status in [500, 502, 503, 429, 408] {
             assert!(matches!(
                 parse(Grant::Refresh, &answer(status, "")).unwrap_err(),
-                RefreshError::Unavailable { .. }
+                EndpointError::Unavailable { .. }
             ));
         }
     }
