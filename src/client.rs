@@ -13,9 +13,10 @@ use embedded_hal::delay::DelayNs;
 use crate::clock::Clock;
 use crate::driver::{Action, SendStep};
 use crate::fmt::log_warn;
+use crate::policy::LeaseError;
 use crate::policy::RefreshPolicy;
 use crate::protocol::Request;
-use crate::session::{LoginReason, RefreshError, Session, SessionError};
+use crate::session::{LoginReason, RefreshError, Session, SessionError, TokenError};
 use crate::session::{DEFAULT_ACCESS_CAPACITY, DEFAULT_REFRESH_CAPACITY};
 use crate::store::{Never, TokenStore};
 use crate::time::Duration;
@@ -95,10 +96,16 @@ pub enum Error<T, S> {
     /// The API rejected a token fresh from the token endpoint (or the one retry after a
     /// refresh): the request is not authorized.
     Unauthorized(Response),
-    /// A failure that retrying will not mend (configuration, buffer sizes).
+    /// A failure that retrying soon will not mend: a configuration problem the token endpoint
+    /// named (the session tries again by itself after about `backoff_max`, or at once after
+    /// [`Session::reset`]), or a request buffer too small for the refresh or login.
     Fatal(SessionError),
-    /// The token store failed to load.
+    /// The token store failed to load (or, in [`Client::restore`], to clear an expired token).
     Store(S),
+    /// [`Client::restore`]: the store holds something the session cannot use as a refresh
+    /// token (too long for its buffer, characters a refresh token cannot have). It was left in
+    /// the store: log it, provision a new token, or clear it yourself.
+    StoredToken(TokenError),
 }
 
 impl<T: fmt::Debug, S: fmt::Debug> fmt::Display for Error<T, S> {
@@ -117,6 +124,7 @@ impl<T: fmt::Debug, S: fmt::Debug> fmt::Display for Error<T, S> {
             Error::Unauthorized(r) => write!(f, "unauthorized (status {})", r.status),
             Error::Fatal(e) => write!(f, "{e}"),
             Error::Store(e) => write!(f, "token store error: {e:?}"),
+            Error::StoredToken(e) => write!(f, "the stored refresh token is unusable: {e}"),
         }
     }
 }
@@ -135,7 +143,8 @@ impl<T: TransportError, S> Error<T, S> {
             | Error::LoginRequired(_)
             | Error::Unauthorized(_)
             | Error::Fatal(_)
-            | Error::Store(_) => false,
+            | Error::Store(_)
+            | Error::StoredToken(_) => false,
         }
     }
 }
@@ -151,29 +160,46 @@ impl<T> Error<T, Never> {
             Error::Unauthorized(response) => Error::Unauthorized(response),
             Error::Fatal(e) => Error::Fatal(e),
             Error::Store(never) => match never {},
+            Error::StoredToken(e) => Error::StoredToken(e),
         }
     }
 }
 
-/// Loads a stored refresh token into the session.
-fn restore<C: Clock, S: TokenStore, const A: usize, const R: usize>(
+/// Loads a stored refresh token into the session, then wipes `scratch`, which held it.
+///
+/// Surrounding ASCII whitespace is trimmed (`echo TOKEN > file` adds a newline). The store is
+/// cleared only when the token is past its own `exp` by the trusted wall clock: content the
+/// session merely cannot use is left there and reported, since it may be the device's only
+/// credential.
+fn restore<T, C: Clock, S: TokenStore, const A: usize, const R: usize>(
     session: &mut Session<'_, A, R>,
     clock: &C,
     store: &mut S,
     scratch: &mut [u8],
-) -> Result<bool, S::Error> {
-    let Some(token) = store.load(scratch)? else {
-        return Ok(false);
-    };
-    match session.set_refresh_token(clock.now(), token, clock.unix_time()) {
-        Ok(()) => Ok(true),
-        Err(e) => {
-            log_warn!("token store: the saved refresh token is unusable: {}", e);
-            // Expired or malformed: it will never work again.
-            store.clear()?;
-            Ok(false)
+) -> Result<bool, Error<T, S::Error>> {
+    let result = match store.load(scratch) {
+        Err(e) => Err(Error::Store(e)),
+        Ok(None) => Ok(false),
+        Ok(Some(token)) => {
+            let token = token.trim_matches(|c: char| c.is_ascii_whitespace());
+            let wall = clock.unix_time();
+            match session.set_refresh_token(clock.now(), token, wall) {
+                Ok(()) => Ok(true),
+                // Blank: nothing stored, and nothing to delete.
+                Err(_) if token.is_empty() => Ok(false),
+                Err(TokenError::Unschedulable(LeaseError::Expired)) => {
+                    log_warn!("token store: the saved refresh token has expired");
+                    store.clear().map(|()| false).map_err(Error::Store)
+                }
+                Err(e) => {
+                    log_warn!("token store: the saved refresh token is unusable: {}", e);
+                    Err(Error::StoredToken(e))
+                }
+            }
         }
-    }
+    };
+    wipe::bytes(scratch);
+    result
 }
 
 /// The blocking driver. See the [module docs](self).
@@ -250,8 +276,12 @@ where
         self
     }
 
-    /// Loads the refresh token saved by an earlier run, if any (call once at start-up). Returns
-    /// whether one was loaded; an expired or malformed one is cleared from the store.
+    /// Loads the refresh token saved by an earlier run, if any (call once at start-up), and
+    /// wipes the scratch buffer it was loaded into. Returns whether one was loaded.
+    ///
+    /// Surrounding ASCII whitespace is trimmed. A token past its own `exp` by the trusted wall
+    /// clock is cleared from the store (`Ok(false)`, a login follows); anything else the
+    /// session cannot use is [`Error::StoredToken`] and stays in the store for you to decide.
     pub fn restore(&mut self) -> Result<bool, Error<T::Error, S::Error>> {
         restore(
             &mut self.session,
@@ -259,7 +289,6 @@ where
             &mut self.store,
             self.scratch,
         )
-        .map_err(Error::Store)
     }
 
     /// Forgets the tokens and clears the store.
@@ -288,7 +317,9 @@ where
         &self.clock
     }
 
-    /// The last failure to save a refresh token, if any (the tokens stayed usable in RAM).
+    /// The last store failure during a `send`, if any: a new refresh token not saved (the
+    /// tokens stayed usable in RAM), or a rejected one not cleared. See README, "Keeping the
+    /// refresh token across restarts", for what a device should do.
     pub fn take_store_error(&mut self) -> Option<S::Error> {
         self.store_error.take()
     }
@@ -324,21 +355,16 @@ where
                     let sent = self.transport.send(&request, body);
                     // The request carried the refresh token or the password.
                     wipe::bytes(self.scratch);
+                    let (now, wall) = (self.clock.now(), self.clock.unix_time());
                     match sent {
                         Ok(response) => {
-                            let (now, wall) = (self.clock.now(), self.clock.unix_time());
-                            step.handle_token_response(
-                                &mut self.session,
-                                now,
-                                wall,
-                                response,
-                                body,
-                            );
-                            // The answer carried the new tokens, which the session has copied.
-                            wipe::bytes(body.get_mut(..response.body_len).unwrap_or_default());
+                            step.handle_token_response(&mut self.session, now, wall, response, body)
                         }
-                        Err(e) => step.handle_token_error(&mut self.session, self.clock.now(), e),
+                        Err(e) => step.handle_token_error(&mut self.session, now, e),
                     }
+                    // The answer carried the new tokens (the session has copied them), or part
+                    // of them before the transport failed.
+                    wipe::bytes(body);
                 }
                 Action::Save(token) => {
                     let saved = self.store.save(token.expose());
@@ -350,6 +376,9 @@ where
                 Action::ClearStore => {
                     let cleared = self.store.clear();
                     step.handle_cleared(&mut self.session, cleared.is_ok());
+                    if let Err(e) = cleared {
+                        self.store_error = Some(e);
+                    }
                 }
                 Action::Sleep { ms, .. } => self.delay.delay_ms(ms),
                 Action::Done => return step.finish().map_err(Error::with_store),

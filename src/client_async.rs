@@ -80,15 +80,16 @@ where
                     let sent = c.transport.send(&request, body).await;
                     // The request carried the refresh token or the password.
                     wipe::bytes(c.scratch);
+                    let (now, wall) = (c.clock.now(), c.clock.unix_time());
                     match sent {
                         Ok(response) => {
-                            let (now, wall) = (c.clock.now(), c.clock.unix_time());
-                            step.handle_token_response(&mut c.session, now, wall, response, body);
-                            // The answer carried the new tokens, which the session has copied.
-                            wipe::bytes(body.get_mut(..response.body_len).unwrap_or_default());
+                            step.handle_token_response(&mut c.session, now, wall, response, body)
                         }
-                        Err(e) => step.handle_token_error(&mut c.session, c.clock.now(), e),
+                        Err(e) => step.handle_token_error(&mut c.session, now, e),
                     }
+                    // The answer carried the new tokens (the session has copied them), or part
+                    // of them before the transport failed.
+                    wipe::bytes(body);
                 }
                 Action::Save(token) => {
                     let saved = c.store.save(token.expose());
@@ -100,6 +101,9 @@ where
                 Action::ClearStore => {
                     let cleared = c.store.clear();
                     step.handle_cleared(&mut c.session, cleared.is_ok());
+                    if let Err(e) = cleared {
+                        c.store_error = Some(e);
+                    }
                 }
                 Action::Sleep { ms, .. } => c.delay.delay_ms(ms).await,
                 Action::Done => return step.finish().map_err(Error::with_store),

@@ -7,7 +7,7 @@
 //! [`Action::Done`]: send [`Action::SendApi`] and report with [`SendStep::handle_api_response`] (or
 //! [`SendStep::handle_api_error`]); send [`Action::SendToken`], wipe the scratch buffer, report
 //! with [`SendStep::handle_token_response`] (or [`SendStep::handle_token_error`]) and wipe the
-//! answer; save [`Action::Save`]'s token and report with [`SendStep::handle_saved`]; clear the
+//! whole body buffer (the transport may have written tokens into it even when it failed); save [`Action::Save`]'s token and report with [`SendStep::handle_saved`]; clear the
 //! store on [`Action::ClearStore`] and report with [`SendStep::handle_cleared`]; sleep through
 //! [`Action::Sleep`]. Then [`SendStep::finish`]
 //! gives the result. The step never reads a clock, sleeps, or does I/O: `now` is an argument
@@ -35,7 +35,7 @@
 //!             scratch.fill(0); // it held the refresh token
 //!             let response = Response::new(200, answer.len());
 //!             step.handle_token_response(&mut session, now(), None, response, &body);
-//!             body[..answer.len()].fill(0); // it held the new tokens
+//!             body.fill(0); // it held the new tokens
 //!         }
 //!         Action::SendApi(request) => {
 //!             assert_eq!(request.authorization, Some("Bearer opaque-access"));
@@ -73,7 +73,8 @@ pub enum Action<'a> {
     /// Send this refresh or login request to the token endpoint; then wipe the scratch buffer
     /// given to [`SendStep::poll`] (the body carried the refresh token or the password), and
     /// report the answer with [`SendStep::handle_token_response`] or the transport's failure
-    /// with [`SendStep::handle_token_error`].
+    /// with [`SendStep::handle_token_error`]. Then wipe the whole body buffer, either way: a
+    /// transport that failed mid-answer, or on an answer too large, may have written tokens.
     SendToken {
         /// A refresh or a login.
         grant: Grant,
@@ -261,7 +262,7 @@ impl<'r, E> SendStep<'r, E> {
 
     /// Reports the token endpoint's answer to [`Action::SendToken`], received at `now` (with
     /// the trusted wall time, if any): `response`, its body in `body[..response.body_len]`.
-    /// Wipe those bytes afterwards: the session has copied the tokens they carry.
+    /// Wipe the body buffer afterwards: the session has copied the tokens it carries.
     pub fn handle_token_response<const A: usize, const R: usize>(
         &mut self,
         session: &mut Session<'_, A, R>,
@@ -288,7 +289,8 @@ impl<'r, E> SendStep<'r, E> {
 
     /// Reports that [`Action::SendToken`] got no answer at `now`: a transient failure that the
     /// session backs off from, except an answer too large for the body buffer, which ends the
-    /// call with [`Error::AnswerTooLarge`] (waiting will not make it fit).
+    /// call with [`Error::AnswerTooLarge`] (waiting will not make it fit). Wipe the body buffer
+    /// afterwards all the same: the transport may have written part of the answer.
     pub fn handle_token_error<const A: usize, const R: usize>(
         &mut self,
         session: &mut Session<'_, A, R>,

@@ -355,6 +355,17 @@ impl RefreshPolicy {
         }
     }
 
+    /// The wait after the token endpoint named a configuration problem (a 404, a redirect, a
+    /// 400, `invalid_client` on a refresh...): half to all of `backoff_max` (at least
+    /// `backoff_base`). One forged answer, from a captive portal or a misconfigured proxy, must
+    /// not stop a device for good, and a real misconfiguration is not hammered meanwhile.
+    pub fn configuration_backoff(&self, draw: u64) -> Duration {
+        let longest = self.backoff_max.max(self.backoff_base);
+        let half = longest.mul_div(1, 2);
+        half.saturating_add(uniform(draw, longest.saturating_sub(half)))
+            .max(self.backoff_base)
+    }
+
     /// The wait after the `failures`-th consecutive transient failure (1 for the first) when
     /// the token's lifetime is unknown: exponential with full jitter, between `backoff_base`
     /// and `min(backoff_max, backoff_base * 2^(failures-1))`, and at least the server's

@@ -167,14 +167,18 @@ impl fmt::Display for RefreshError {
 
 impl core::error::Error for RefreshError {}
 
-/// A failure that retrying will not mend.
+/// A failure that retrying soon will not mend, reported while no token is usable.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[non_exhaustive]
 pub enum SessionError {
-    /// The token endpoint named a configuration problem.
+    /// The token endpoint named a configuration problem (a 404, a redirect, a 400, a 401
+    /// without `token_not_valid` to a refresh, `invalid_client`...). The session tries again
+    /// by itself after a long backoff ([`RefreshPolicy::configuration_backoff`], about
+    /// `backoff_max`), since one such answer may be forged; [`Session::reset`] tries at once.
     Configuration(EndpointError),
-    /// The request buffer given to [`Session::poll`] is too small for the refresh or login.
+    /// The request buffer given to [`Session::poll`] is too small for the refresh or login
+    /// (it was wiped). Until [`Session::reset`].
     BufferTooSmall(BufferTooSmall),
 }
 
@@ -215,7 +219,7 @@ pub enum Output<'a> {
     Timeout(Instant),
     /// No token can be had without the application: provision tokens or credentials.
     LoginRequired(LoginReason),
-    /// No usable token and a failure that retrying will not mend.
+    /// No usable token and a failure that retrying soon will not mend (see [`SessionError`]).
     Failed(SessionError),
 }
 
@@ -355,8 +359,13 @@ pub struct Session<
     next_id: u32,
     persist_pending: bool,
     /// A refresh or login that timed out: its answer is still taken if it comes late (with
-    /// rotation, dropping it would lose the only valid refresh token).
+    /// rotation, dropping it would lose the only valid refresh token), whether or not another
+    /// request went out since. Several abandoned requests share the slot, anchored at the
+    /// earliest send instant (conservative). Cleared by a success, which supersedes them.
     abandoned: Option<(Grant, Instant)>,
+    /// The configuration problem the token endpoint named at the last attempt: reported as
+    /// [`Output::Failed`] while no token is usable, until the long backoff after it ends.
+    configuration: Option<EndpointError>,
     /// How far the clock went back beyond the in-flight (or abandoned) request's send instant,
     /// which cannot go below zero: taken off the answer's deadlines.
     anchor_deficit: Duration,
@@ -405,6 +414,7 @@ impl<'c, const A: usize, const R: usize> Session<'c, A, R> {
             next_id: 0,
             persist_pending: false,
             abandoned: None,
+            configuration: None,
             anchor_deficit: Duration::ZERO,
             first_lease: true,
             last_now: Instant::ZERO,
@@ -522,6 +532,7 @@ impl<'c, const A: usize, const R: usize> Session<'c, A, R> {
             self.state = State::Idle;
         }
         self.failures = 0;
+        self.configuration = None;
     }
 
     /// What to do before the next API request, at `now`. `buf` receives the body (and the
@@ -561,8 +572,9 @@ impl<'c, const A: usize, const R: usize> Session<'c, A, R> {
                 match built {
                     Ok(request) => {
                         *state = State::InFlight { grant, since: now };
-                        *abandoned = None;
-                        *anchor_deficit = Duration::ZERO;
+                        if abandoned.is_none() {
+                            *anchor_deficit = Duration::ZERO;
+                        }
                         match grant {
                             Grant::Refresh => Output::Refresh(request),
                             Grant::Login => Output::Login(request),
@@ -591,7 +603,10 @@ impl<'c, const A: usize, const R: usize> Session<'c, A, R> {
         if let State::InFlight { grant, since } = self.state {
             if now >= since.saturating_add(self.policy.request_timeout) {
                 self.fail(now, RefreshError::NoAnswer);
-                self.abandoned = Some((grant, since));
+                let earliest = self
+                    .abandoned
+                    .map_or(since, |(_, earlier)| earlier.min(since));
+                self.abandoned = Some((grant, earliest));
             }
         }
         if self.persist_pending {
@@ -617,10 +632,10 @@ impl<'c, const A: usize, const R: usize> Session<'c, A, R> {
                 };
             }
             State::Backoff { until } if now < until => {
-                return if usable {
-                    Decision::Send
-                } else {
-                    Decision::Timeout(until)
+                return match (usable, self.configuration) {
+                    (true, _) => Decision::Send,
+                    (false, Some(e)) => Decision::Failed(SessionError::Configuration(e)),
+                    (false, None) => Decision::Timeout(until),
                 };
             }
             State::Backoff { .. } => self.state = State::Idle,
@@ -688,6 +703,9 @@ impl<'c, const A: usize, const R: usize> Session<'c, A, R> {
                 self.shift_deadlines(deficit);
                 self.state = State::Idle;
                 self.failures = 0;
+                self.configuration = None;
+                // Older requests' answers would only bring older tokens.
+                self.abandoned = None;
                 match grant {
                     Grant::Refresh => self.stats.refreshes = self.stats.refreshes.saturating_add(1),
                     Grant::Login => self.stats.logins = self.stats.logins.saturating_add(1),
@@ -797,6 +815,7 @@ impl<'c, const A: usize, const R: usize> Session<'c, A, R> {
         // spreads a failing fleet over a refresh interval. Any other failure needs a login or
         // the application, whose next token gets the wide first-lease window.
         self.first_lease |= e.class() != FailureClass::RetryLater;
+        self.configuration = None;
         match (e.class(), e) {
             (
                 FailureClass::RetryLater,
@@ -822,7 +841,14 @@ impl<'c, const A: usize, const R: usize> Session<'c, A, R> {
                 self.state = State::LoginRequired(LoginReason::CredentialsRejected);
             }
             (FailureClass::Fatal, RefreshError::Endpoint(e)) => {
-                self.state = State::Failed(SessionError::Configuration(e));
+                // Reported, then tried again after a long backoff: one forged answer (a captive
+                // portal's 404, a proxy's redirect) must not stop a device for good.
+                self.failures = self.failures.saturating_add(1);
+                self.configuration = Some(e);
+                let delay = self.policy.configuration_backoff(self.jitter.next_u64());
+                self.state = State::Backoff {
+                    until: now.saturating_add(delay),
+                };
             }
             // Only the endpoint's verdict is fatal (`RefreshError::class`).
             (FailureClass::Fatal, _) => self.transient_failure(now, None),
@@ -866,7 +892,10 @@ impl<'c, const A: usize, const R: usize> Session<'c, A, R> {
         from_endpoint: bool,
     ) -> Result<(), TokenError> {
         let capacity = A.saturating_sub(BEARER.len());
-        check_token(tokens.access, TokenKind::Access, capacity)?;
+        if let Err(e) = check_token(tokens.access, TokenKind::Access, capacity) {
+            self.keep_rotated(fetched_at, wall, tokens, from_endpoint);
+            return Err(e);
+        }
         if let Some(refresh) = tokens.refresh {
             check_token(refresh, TokenKind::Refresh, R)?;
         }
@@ -889,7 +918,14 @@ impl<'c, const A: usize, const R: usize> Session<'c, A, R> {
         let lease = self
             .policy
             .lease(fetched_at, &facts, self.first_lease, self.jitter.next_u64())
-            .map_err(TokenError::Unschedulable)?;
+            .map_err(TokenError::Unschedulable);
+        let lease = match lease {
+            Ok(lease) => lease,
+            Err(e) => {
+                self.keep_rotated(fetched_at, wall, tokens, from_endpoint);
+                return Err(e);
+            }
+        };
         let refresh_expires_at = match tokens.refresh.and_then(RawStr::unescaped) {
             Some(token) => Some(self.refresh_expiry(fetched_at, token, wall, true)?),
             None => None,
@@ -923,6 +959,33 @@ impl<'c, const A: usize, const R: usize> Session<'c, A, R> {
         }
         self.first_lease = false;
         Ok(())
+    }
+
+    /// The refresh token of a token endpoint answer whose access token is refused: kept, and
+    /// handed out for saving, when it is well-formed and alive. With rotation the old one died
+    /// when the server answered, so refusing the answer whole would lose the only valid one.
+    fn keep_rotated(
+        &mut self,
+        fetched_at: Instant,
+        wall: Option<UnixTime>,
+        tokens: &Tokens<'_>,
+        from_endpoint: bool,
+    ) {
+        let Some(refresh) = tokens.refresh.filter(|_| from_endpoint) else {
+            return;
+        };
+        if check_token(refresh, TokenKind::Refresh, R).is_err() {
+            return;
+        }
+        let expires_at = match refresh.unescaped() {
+            Some(token) => match self.refresh_expiry(fetched_at, token, wall, true) {
+                Ok(at) => at,
+                Err(_) => return,
+            },
+            None => Instant::MAX,
+        };
+        self.store_refresh(refresh, expires_at);
+        self.persist_pending = true;
     }
 
     fn store_refresh(&mut self, refresh: RawStr<'_>, expires_at: Instant) {
@@ -969,20 +1032,24 @@ impl<'c, const A: usize, const R: usize> Session<'c, A, R> {
         if now < self.last_now {
             let back = self.last_now.saturating_duration_since(now);
             self.shift_deadlines(back);
-            let anchor = match &mut self.state {
+            let in_flight = match &mut self.state {
                 State::InFlight { since, .. } => Some(since),
                 State::Backoff { until } => {
                     *until = shift(*until, back);
                     None
                 }
                 _ => None,
-            }
-            .or(self.abandoned.as_mut().map(|(_, since)| since));
-            if let Some(since) = anchor {
-                let unmoved = back.saturating_sub(since.saturating_duration_since(Instant::ZERO));
-                self.anchor_deficit = self.anchor_deficit.saturating_add(unmoved);
+            };
+            // Both send instants move back; what neither could move (below zero) comes off
+            // the answer's deadlines, whichever request the answer turns out to be for.
+            let mut unmoved = Duration::ZERO;
+            let abandoned = self.abandoned.as_mut().map(|(_, since)| since);
+            for since in [in_flight, abandoned].into_iter().flatten() {
+                unmoved = unmoved
+                    .max(back.saturating_sub(since.saturating_duration_since(Instant::ZERO)));
                 *since = shift(*since, back);
             }
+            self.anchor_deficit = self.anchor_deficit.saturating_add(unmoved);
         }
         self.last_now = now;
     }

@@ -208,6 +208,8 @@ impl<'c> OAuth2<'c> {
         };
         let needed = header_len.saturating_add(body_len);
         if needed > buf.len() {
+            // The writer filled what fits: part of the Basic header, the secret or the token.
+            crate::wipe::bytes(buf);
             return Err(BufferTooSmall { needed });
         }
         let buf: &'a [u8] = buf;

@@ -97,9 +97,13 @@ fn json_body<'a, T: Serialize + JsonLen>(
 ) -> Result<&'a [u8], BufferTooSmall> {
     match serde_json_core::to_slice(body, &mut *buf) {
         Ok(len) => buf.get(..len).ok_or(BufferTooSmall { needed: len }),
-        Err(_) => Err(BufferTooSmall {
-            needed: body.json_len(),
-        }),
+        Err(_) => {
+            // The library filled the buffer before it failed: half a refresh token or password.
+            crate::wipe::bytes(buf);
+            Err(BufferTooSmall {
+                needed: body.json_len(),
+            })
+        }
     }
 }
 
