@@ -307,6 +307,12 @@ where
         &mut self.session
     }
 
+    /// Ends the client and gives back its session (tokens, state and counters), and with it
+    /// the borrows of the scratch buffer, the transport and the rest.
+    pub fn into_session(self) -> Session<'c, A, R> {
+        self.session
+    }
+
     /// The transport.
     pub fn transport_mut(&mut self) -> &mut T {
         &mut self.transport

@@ -59,6 +59,11 @@ where
         AsyncClient(self.0.with_config(config))
     }
 
+    /// Ends the client and gives back its session, as [`Client::into_session`].
+    pub fn into_session(self) -> Session<'c, A, R> {
+        self.0.into_session()
+    }
+
     /// Sends `request` with a valid access token, as [`Client::send`]: the same loop around a
     /// [`SendStep`], awaiting the transport and the delay.
     pub async fn send(

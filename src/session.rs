@@ -752,6 +752,13 @@ impl<'c, const A: usize, const R: usize> Session<'c, A, R> {
         self.persist_pending = false;
     }
 
+    /// Hands the current refresh token out for saving again ([`Output::Persist`] at the next
+    /// poll), after a failed save once the store works again. Without a refresh token it does
+    /// nothing.
+    pub fn save_again(&mut self) {
+        self.persist_pending = self.has_refresh_token();
+    }
+
     /// Counts an event only the driver sees.
     pub(crate) fn count(&mut self, event: Counted) {
         let s = &mut self.stats;

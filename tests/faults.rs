@@ -100,6 +100,10 @@ struct Case {
     wall_clock: bool,
     /// The flag of a `When::While` outage, for `Step::EndOutage`.
     outage: Option<Arc<AtomicBool>>,
+    /// The session's policy.
+    policy: RefreshPolicy,
+    /// Before the restart, the store's token gets a trailing newline (`echo TOKEN > file`).
+    newline_in_store: bool,
 }
 
 fn case(name: &'static str, inject: Inject, expected: &'static str) -> Case {
@@ -131,6 +135,8 @@ fn case(name: &'static str, inject: Inject, expected: &'static str) -> Case {
         max_wait: StdDuration::from_secs(10),
         wall_clock: false,
         outage: None,
+        policy: policy(),
+        newline_in_store: false,
     }
 }
 
@@ -181,6 +187,35 @@ fn matrix() -> Vec<Case> {
     let not_valid =
         r#"{"detail":"Given token not valid for any token type","code":"token_not_valid"}"#;
     let outage_flag = outage();
+    // A configuration-class answer is retried after half to all of `backoff_max`: 2 to 4 s
+    // here. The refresh at 1.1 s fails; at 2.4 s the token has expired and the failure is
+    // reported; at 5.4 s the session has refreshed again by itself.
+    let forged = |name, status, body| {
+        let mut c = case(
+            name,
+            first_refresh(Fault::Answer {
+                status,
+                body,
+                retry_after: None,
+            }),
+            if status == 404 {
+                "Fatal(Configuration(Configuration { status: 404, code: None })) -> retry"
+            } else {
+                "Fatal(Configuration(Configuration { status: 401, code: None })) -> retry"
+            },
+        );
+        c.policy.backoff_max = jwt_refresh::Duration::from_secs(4);
+        c.program = &[
+            Send,
+            Sleep(1100),
+            Send,
+            Sleep(1300),
+            Send,
+            Sleep(3000),
+            Send,
+        ];
+        c
+    };
     let mut cases = vec![
         case(
             "refresh-dropped",
@@ -342,6 +377,31 @@ fn matrix() -> Vec<Case> {
             c.what.push_str(" (5 s tokens, trusted wall clock)");
             c
         },
+        forged("refresh-forged-404-page", 404, portal),
+        forged(
+            "refresh-forged-401-without-code",
+            401,
+            r#"{"detail":"Authentication credentials were not provided."}"#,
+        ),
+        case(
+            "refresh-access-token-unusable-rotation-kept",
+            first_refresh(Fault::Rewrite {
+                from: "\"access\":\"",
+                to: "\"access\":\"\\u0001",
+            }),
+            "retry",
+        ),
+        {
+            let mut c = case(
+                "restart-token-with-a-newline",
+                first_refresh(Fault::Delay(StdDuration::ZERO)),
+                "ok",
+            );
+            c.newline_in_store = true;
+            c.what
+                .push_str("; the stored token gets a trailing newline before the restart");
+            c
+        },
         case(
             "api-answer-lost",
             Inject::Message(vec![Rule::new(
@@ -491,6 +551,8 @@ struct Observed {
     restart_ok: bool,
     /// What the injector or proxy did.
     injected: usize,
+    /// Secrets found in the scratch or body buffer after a driver call.
+    traces: Vec<String>,
 }
 
 impl Observed {
@@ -574,7 +636,7 @@ fn run(case: &Case) -> Observed {
         SystemClock::monotonic_only()
     };
     let mut scratch = [0u8; 1024];
-    let session: Session<'static, 1024, 1024> = Session::new(protocol(true), policy());
+    let session: Session<'static, 1024, 1024> = Session::new(protocol(true), case.policy);
     let mut client = Client::new(
         session,
         injector,
@@ -588,14 +650,18 @@ fn run(case: &Case) -> Observed {
     });
     let mut body = [0u8; 4096];
     let mut sends = Vec::new();
+    let mut traces = Vec::new();
     for step in case.program {
         match step {
-            Send => sends.push(
-                client
-                    .send(&API, &mut body)
-                    .map(|r| r.status)
-                    .map_err(|e| error_name(&e)),
-            ),
+            Send => {
+                sends.push(
+                    client
+                        .send(&API, &mut body)
+                        .map(|r| r.status)
+                        .map_err(|e| error_name(&e)),
+                );
+                traces.extend(secret_traces("body", &body));
+            }
             Sleep(ms) => thread::sleep(StdDuration::from_millis(*ms)),
             EndOutage => {
                 if let Some(flag) = &case.outage {
@@ -606,6 +672,13 @@ fn run(case: &Case) -> Observed {
     }
     let failures = client.session().stats().failures;
     drop(client);
+    traces.extend(secret_traces("scratch", &scratch));
+    if case.newline_in_store {
+        let mut stored = store.0.lock().unwrap();
+        if let Some(token) = stored.as_mut() {
+            token.push('\n');
+        }
+    }
 
     // A restart: a session that cannot log in, restored from the store, must be able to refresh.
     let restart_ok = {
@@ -623,9 +696,12 @@ fn run(case: &Case) -> Observed {
         );
         let restored = client.restore().unwrap_or(false);
         let mut body = [0u8; 4096];
-        restored
+        let ok = restored
             && client.send(&API, &mut body).is_ok_and(|r| r.status == 200)
-            && client.session().stats().refreshes == 1
+            && client.session().stats().refreshes == 1;
+        drop(client);
+        traces.extend(secret_traces("restart scratch", &scratch));
+        ok
     };
 
     let events = server.events();
@@ -682,7 +758,18 @@ fn run(case: &Case) -> Observed {
         failures,
         restart_ok,
         injected,
+        traces,
     }
+}
+
+/// What in `buf` looks like a secret the client handled: a JWT (every token this server
+/// issues starts with the base64url of `{"`), or the password.
+fn secret_traces(what: &str, buf: &[u8]) -> Vec<String> {
+    ["eyJ", "device-password"]
+        .into_iter()
+        .filter(|needle| buf.windows(needle.len()).any(|w| w == needle.as_bytes()))
+        .map(|needle| format!("{what} holds {needle:?}"))
+        .collect()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -759,6 +846,7 @@ fn fault_matrix() {
         if o.injected == 0 {
             wrong.push("the fault never fired".into());
         }
+        wrong.extend(o.traces.iter().cloned());
         if !wrong.is_empty() {
             failures.push(format!("{}: {} ({o:?})", c.name, wrong.join("; ")));
         }

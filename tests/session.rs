@@ -300,6 +300,157 @@ fn a_late_answer_to_a_timed_out_refresh_is_still_taken() {
     assert_eq!(poll(&mut s, t(303)), bearer(&access2));
 }
 
+/// Polls until the session sends a refresh (through its backoff), from `from`; returns the
+/// refresh request's body and when it went out.
+fn refresh_after_backoff(s: &mut S, from: Instant) -> (String, Instant) {
+    let mut now = from;
+    for _ in 0..100 {
+        match poll(s, now) {
+            Said::Refresh(body) => return (body, now),
+            Said::Timeout(at) => now = at,
+            Said::Send(_) => now = Instant::from_millis(now.as_millis() + 1000),
+            other => panic!("waiting for a refresh at {now}: {other:?}"),
+        }
+    }
+    panic!("no refresh after 100 polls")
+}
+
+#[test]
+fn a_late_answer_is_taken_after_a_second_request_was_rejected() {
+    // No login configured: losing the rotated token would need the application.
+    let mut s = S::new(Protocol::SimpleJwt(SimpleJwt::default()), no_jitter());
+    let (a0, rt0) = (mint("access", 0, 300), mint("refresh", 0, 86_400));
+    s.set_tokens(t(0), t(0), &a0, Some(&rt0), TokenFacts::default())
+        .unwrap();
+    // R1 goes out with rt0 and gets no answer within 30 s.
+    assert_eq!(
+        poll(&mut s, t(271)),
+        Said::Refresh(format!(r#"{{"refresh":"{rt0}"}}"#))
+    );
+    let Said::Timeout(_) = poll(&mut s, t(301)) else {
+        panic!()
+    };
+    // R2 goes out, again with rt0. The server had rotated rt0 for R1, so R2 is refused and
+    // rt0 is dropped.
+    let (body, _) = refresh_after_backoff(&mut s, t(301));
+    assert!(body.contains(&rt0));
+    let rejected = r#"{"detail":"Token is blacklisted","code":"token_not_valid"}"#;
+    let err = s
+        .handle_token_response(t(303), None, &status(401, rejected))
+        .unwrap_err();
+    assert_eq!(
+        err,
+        RefreshError::Endpoint(EndpointError::RefreshTokenRejected)
+    );
+    assert!(!s.has_refresh_token());
+    // R1's late 200 carries rt1, the only valid refresh token: it is taken.
+    let (a1, rt1) = (mint("access", 271, 300), mint("refresh", 271, 86_400));
+    let grant = s
+        .handle_token_response(t(304), None, &ok(&login_answer(&a1, &rt1)))
+        .unwrap();
+    assert_eq!(grant, jwt_refresh::Grant::Refresh);
+    assert_eq!(poll(&mut s, t(304)), Said::Persist(rt1.clone()));
+    s.handle_persisted(true);
+    assert_eq!(poll(&mut s, t(304)), bearer(&a1));
+    // A success supersedes every older request: one more late answer is unexpected.
+    let stale = mint("access", 271, 300);
+    let late = s.handle_token_response(t(305), None, &ok(&format!(r#"{{"access":"{stale}"}}"#)));
+    assert_eq!(late, Err(RefreshError::Unexpected));
+    assert_eq!(poll(&mut s, t(305)), bearer(&a1));
+}
+
+#[test]
+fn a_refused_answer_keeps_its_rotated_refresh_token() {
+    // The server rotated: rt0 died when it answered. An access token the session cannot use
+    // (too long for its buffer; a lifetime of one whole second) must not cost the new rt1.
+    let too_long = "x".repeat(2000);
+    let one_second = mint("access", 271, 1);
+    for (access, want) in [
+        (
+            too_long.as_str(),
+            TokenError::TooLong {
+                token: TokenKind::Access,
+                capacity: 1529,
+            },
+        ),
+        (
+            one_second.as_str(),
+            TokenError::Unschedulable(LeaseError::NonPositiveLifetime),
+        ),
+    ] {
+        let mut s = S::new(simplejwt_login(), no_jitter());
+        let (a0, rt0) = logged_in(&mut s, 0, 300);
+        let (body, at) = refresh_after_backoff(&mut s, t(271));
+        assert!(body.contains(&rt0));
+        let rt1 = mint("refresh", 271, 86_400);
+        let err = s
+            .handle_token_response(at, None, &ok(&login_answer(access, &rt1)))
+            .unwrap_err();
+        assert_eq!(err, RefreshError::Refused(want));
+        // rt1 is saved before anything else, the old access token is still used while valid,
+        // and the next refresh sends rt1.
+        assert_eq!(poll(&mut s, at), Said::Persist(rt1.clone()));
+        s.handle_persisted(true);
+        assert_eq!(poll(&mut s, at), bearer(&a0));
+        let (body, _) = refresh_after_backoff(&mut s, at);
+        assert_eq!(body, format!(r#"{{"refresh":"{rt1}"}}"#));
+    }
+}
+
+#[test]
+fn one_forged_answer_does_not_stop_the_device_for_good() {
+    // What a captive portal or a misconfigured proxy sends to a refresh: each is a
+    // configuration-class answer, reported, then retried after a long backoff.
+    for (code, body) in [
+        (404, "<html><body>Not Found</body></html>"),
+        (301, ""),
+        (400, r#"{"refresh":["This field is required."]}"#),
+        (
+            401,
+            r#"{"detail":"Authentication credentials were not provided."}"#,
+        ),
+    ] {
+        let mut s = S::new(simplejwt_login(), no_jitter());
+        let (a0, rt0) = logged_in(&mut s, 0, 300);
+        assert!(matches!(poll(&mut s, t(271)), Said::Refresh(_)));
+        let err = s
+            .handle_token_response(t(271), None, &status(code, body))
+            .unwrap_err();
+        assert_eq!(
+            err,
+            RefreshError::Endpoint(EndpointError::Configuration {
+                status: code,
+                code: None
+            })
+        );
+        // The valid token is still used; once it has expired, the failure is reported.
+        assert_eq!(poll(&mut s, t(280)), bearer(&a0));
+        let reported = Said::Failed(SessionError::Configuration(EndpointError::Configuration {
+            status: code,
+            code: None,
+        }));
+        assert_eq!(poll(&mut s, t(300)), reported);
+        // The session asks to be polled again within backoff_max (5 min, at least half of it),
+        // and then refreshes with the same refresh token, without reset().
+        let until = s.poll_timeout().unwrap();
+        let wait = until.as_millis() - 271_000;
+        assert!((150_000..=300_000).contains(&wait), "{code}: {wait} ms");
+        assert_eq!(
+            poll(&mut s, Instant::from_millis(until.as_millis() - 1)),
+            reported
+        );
+        assert_eq!(
+            poll(&mut s, until),
+            Said::Refresh(format!(r#"{{"refresh":"{rt0}"}}"#)),
+            "{code}"
+        );
+        let a1 = mint("access", 600, 300);
+        s.handle_token_response(until, None, &ok(&format!(r#"{{"access":"{a1}"}}"#)))
+            .unwrap();
+        assert_eq!(poll(&mut s, until), bearer(&a1));
+    }
+}
+
 #[test]
 fn answer_with_nothing_in_flight_is_ignored() {
     let mut s = S::new(simplejwt_login(), no_jitter());
