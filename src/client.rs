@@ -181,7 +181,7 @@ fn restore<T, C: Clock, S: TokenStore, const A: usize, const R: usize>(
         Err(e) => Err(Error::Store(e)),
         Ok(None) => Ok(false),
         Ok(Some(token)) => {
-            let token = token.trim_matches(|c: char| c.is_ascii_whitespace());
+            let token = token.trim_ascii();
             let wall = clock.unix_time();
             match session.set_refresh_token(clock.now(), token, wall) {
                 Ok(()) => Ok(true),

@@ -360,10 +360,10 @@ impl RefreshPolicy {
     /// `backoff_base`). One forged answer, from a captive portal or a misconfigured proxy, must
     /// not stop a device for good, and a real misconfiguration is not hammered meanwhile.
     pub fn configuration_backoff(&self, draw: u64) -> Duration {
-        let longest = self.backoff_max.max(self.backoff_base);
-        let half = longest.mul_div(1, 2);
-        half.saturating_add(uniform(draw, longest.saturating_sub(half)))
-            .max(self.backoff_base)
+        let longest = self.backoff_max.max(self.backoff_base).as_millis();
+        let half = longest / 2;
+        let span = longest.saturating_sub(half).saturating_add(1);
+        Duration::from_millis(half.saturating_add(draw % span)).max(self.backoff_base)
     }
 
     /// The wait after the `failures`-th consecutive transient failure (1 for the first) when

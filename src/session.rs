@@ -816,6 +816,9 @@ impl<'c, const A: usize, const R: usize> Session<'c, A, R> {
         }
     }
 
+    // Not inlined: its backoff arithmetic would sit in the frame of `handle_token_response`,
+    // which is on the stack while the new token's claims are decoded.
+    #[inline(never)]
     fn fail(&mut self, now: Instant, e: RefreshError) {
         self.stats.failures = self.stats.failures.saturating_add(1);
         // A transient failure keeps the routine jitter for the next lease: the backoff already
@@ -899,44 +902,55 @@ impl<'c, const A: usize, const R: usize> Session<'c, A, R> {
         from_endpoint: bool,
     ) -> Result<(), TokenError> {
         let capacity = A.saturating_sub(BEARER.len());
-        if let Err(e) = check_token(tokens.access, TokenKind::Access, capacity) {
-            self.keep_rotated(fetched_at, wall, tokens, from_endpoint);
-            return Err(e);
-        }
-        if let Some(refresh) = tokens.refresh {
-            check_token(refresh, TokenKind::Refresh, R)?;
-        }
-        // An escaped token cannot be a JWT (base64url and dots need no escapes): treat it as
-        // opaque and schedule it from `expires_in`.
-        let mut times = tokens
-            .access
-            .unescaped()
-            .and_then(|token| TimeClaims::decode(token).ok());
-        if let (false, Some(_), Some(t)) = (from_endpoint, wall, times.as_mut()) {
-            // A provisioned token may be old: `exp - iat` from now would overstate its life, so
-            // a trusted wall clock decides instead.
-            t.iat = None;
-        }
-        let facts = TokenFacts {
-            expires_in: tokens.expires_in,
-            times,
-            wall_now: wall,
+        let access_checked = check_token(tokens.access, TokenKind::Access, capacity);
+        let refresh_checked = match tokens.refresh {
+            Some(refresh) => check_token(refresh, TokenKind::Refresh, R),
+            None => Ok(()),
         };
-        let lease = self
-            .policy
-            .lease(fetched_at, &facts, self.first_lease, self.jitter.next_u64())
-            .map_err(TokenError::Unschedulable);
-        let lease = match lease {
-            Ok(lease) => lease,
-            Err(e) => {
-                self.keep_rotated(fetched_at, wall, tokens, from_endpoint);
-                return Err(e);
+        // The refresh token's own expiry, whenever it is well-formed: a rotated one is kept
+        // even when the access token is refused (computed here rather than in a helper, so
+        // that the claims decoder runs no deeper in the stack than for the access token).
+        let refresh_expires_at = match (refresh_checked, tokens.refresh.and_then(RawStr::unescaped))
+        {
+            (Ok(()), Some(token)) => self.refresh_expiry(fetched_at, token, wall, true),
+            _ => Ok(Instant::MAX),
+        };
+        let lease = match (access_checked, refresh_checked) {
+            (Err(e), _) | (Ok(()), Err(e)) => Err(e),
+            (Ok(()), Ok(())) => {
+                // An escaped token cannot be a JWT (base64url and dots need no escapes): treat
+                // it as opaque and schedule it from `expires_in`.
+                let mut times = tokens
+                    .access
+                    .unescaped()
+                    .and_then(|token| TimeClaims::decode(token).ok());
+                if let (false, Some(_), Some(t)) = (from_endpoint, wall, times.as_mut()) {
+                    // A provisioned token may be old: `exp - iat` from now would overstate its
+                    // life, so a trusted wall clock decides instead.
+                    t.iat = None;
+                }
+                let facts = TokenFacts {
+                    expires_in: tokens.expires_in,
+                    times,
+                    wall_now: wall,
+                };
+                self.policy
+                    .lease(fetched_at, &facts, self.first_lease, self.jitter.next_u64())
+                    .map_err(TokenError::Unschedulable)
             }
         };
-        let refresh_expires_at = match tokens.refresh.and_then(RawStr::unescaped) {
-            Some(token) => Some(self.refresh_expiry(fetched_at, token, wall, true)?),
-            None => None,
+        let lease = match (lease, tokens.refresh, refresh_checked, refresh_expires_at) {
+            (Ok(lease), ..) => lease,
+            (Err(e), Some(refresh), Ok(()), Ok(expires_at)) if from_endpoint => {
+                // The access token is refused, but with rotation the old refresh token died
+                // when the server answered: keep the new one, and have it saved first.
+                self.store_refresh(refresh, expires_at);
+                self.persist_pending = true;
+                return Err(e);
+            }
+            (Err(e), ..) => return Err(e),
         };
+        let refresh_expires_at = refresh_expires_at?;
         // Everything checked: commit.
         wipe::string(&mut self.access);
         let committed = self.access.push_str(BEARER).is_ok()
@@ -961,38 +975,11 @@ impl<'c, const A: usize, const R: usize> Session<'c, A, R> {
             rejected: false,
         });
         if let Some(refresh) = tokens.refresh {
-            self.store_refresh(refresh, refresh_expires_at.unwrap_or(Instant::MAX));
+            self.store_refresh(refresh, refresh_expires_at);
             self.persist_pending = from_endpoint;
         }
         self.first_lease = false;
         Ok(())
-    }
-
-    /// The refresh token of a token endpoint answer whose access token is refused: kept, and
-    /// handed out for saving, when it is well-formed and alive. With rotation the old one died
-    /// when the server answered, so refusing the answer whole would lose the only valid one.
-    fn keep_rotated(
-        &mut self,
-        fetched_at: Instant,
-        wall: Option<UnixTime>,
-        tokens: &Tokens<'_>,
-        from_endpoint: bool,
-    ) {
-        let Some(refresh) = tokens.refresh.filter(|_| from_endpoint) else {
-            return;
-        };
-        if check_token(refresh, TokenKind::Refresh, R).is_err() {
-            return;
-        }
-        let expires_at = match refresh.unescaped() {
-            Some(token) => match self.refresh_expiry(fetched_at, token, wall, true) {
-                Ok(at) => at,
-                Err(_) => return,
-            },
-            None => Instant::MAX,
-        };
-        self.store_refresh(refresh, expires_at);
-        self.persist_pending = true;
     }
 
     fn store_refresh(&mut self, refresh: RawStr<'_>, expires_at: Instant) {
@@ -1039,22 +1026,16 @@ impl<'c, const A: usize, const R: usize> Session<'c, A, R> {
         if now < self.last_now {
             let back = self.last_now.saturating_duration_since(now);
             self.shift_deadlines(back);
-            let in_flight = match &mut self.state {
-                State::InFlight { since, .. } => Some(since),
-                State::Backoff { until } => {
-                    *until = shift(*until, back);
-                    None
-                }
-                _ => None,
-            };
             // Both send instants move back; what neither could move (below zero) comes off
             // the answer's deadlines, whichever request the answer turns out to be for.
             let mut unmoved = Duration::ZERO;
-            let abandoned = self.abandoned.as_mut().map(|(_, since)| since);
-            for since in [in_flight, abandoned].into_iter().flatten() {
-                unmoved = unmoved
-                    .max(back.saturating_sub(since.saturating_duration_since(Instant::ZERO)));
-                *since = shift(*since, back);
+            match &mut self.state {
+                State::InFlight { since, .. } => unmoved = move_back(since, back),
+                State::Backoff { until } => *until = shift(*until, back),
+                _ => {}
+            }
+            if let Some((_, since)) = self.abandoned.as_mut() {
+                unmoved = unmoved.max(move_back(since, back));
             }
             self.anchor_deficit = self.anchor_deficit.saturating_add(unmoved);
         }
@@ -1106,6 +1087,13 @@ pub(crate) fn check_token(
         return Err(TokenError::Invalid { token });
     }
     Ok(())
+}
+
+/// Moves a send instant `back`, saturating at zero; returns what could not be moved.
+fn move_back(since: &mut Instant, back: Duration) -> Duration {
+    let unmoved = back.saturating_sub(since.saturating_duration_since(Instant::ZERO));
+    *since = since.saturating_sub(back);
+    unmoved
 }
 
 /// `t - back`, saturating at zero; [`Instant::MAX`] ("never") stays.
