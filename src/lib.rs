@@ -22,6 +22,9 @@
 //!   those actions with your [`Transport`], [`Clock`], delay and [`TokenStore`]; an RTOS task
 //!   or an executor of your own can drive the step too.
 //! - [`time`]: [`Instant`] and [`Duration`] on the caller's monotonic clock, [`UnixTime`].
+//! - `mock` (feature `mock`, host only): a kit for unit-testing your own code that uses the
+//!   client: a transport mock with expectations, a clock the test moves, an in-memory store,
+//!   a JWT builder and canned server answers.
 //!
 //! # Call protocol
 //! **A [`Session`] never reads a clock, sleeps or does I/O: `now` is an argument everywhere.
@@ -94,6 +97,8 @@ pub mod client_async;
 pub mod clock;
 pub mod driver;
 mod json;
+#[cfg(feature = "mock")]
+pub mod mock;
 pub mod policy;
 pub mod protocol;
 pub mod session;
