@@ -2,8 +2,8 @@
 //! reads as what the step asks for at each instant and what the world answers; the test is the
 //! I/O loop.
 
-use jsonwebtoken::{encode, EncodingKey, Header};
 use jwt_refresh::driver::{Action, SendStep};
+use jwt_refresh::mock::TokenBuilder;
 use jwt_refresh::protocol::{Credentials, Grant, SimpleJwt};
 use jwt_refresh::session::LoginReason;
 use jwt_refresh::store::Never;
@@ -13,30 +13,7 @@ use jwt_refresh::{
     Request, Session,
 };
 
-/// The server's wall clock at the session's monotonic zero.
-const EPOCH: u64 = 1_700_000_000;
-
 const API: Request<'static> = Request::get("/api/protected/");
-
-/// A token issued at second `at` that lives `lifetime` seconds.
-fn mint(kind: &str, at: u64, lifetime: u64) -> String {
-    #[derive(serde::Serialize)]
-    struct C<'a> {
-        token_type: &'a str,
-        exp: u64,
-        iat: u64,
-        jti: String,
-    }
-    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let claims = C {
-        token_type: kind,
-        exp: EPOCH + at + lifetime,
-        iat: EPOCH + at,
-        jti: format!("{n:032x}"),
-    };
-    encode(&Header::default(), &claims, &EncodingKey::from_secret(b"k")).unwrap()
-}
 
 fn pair(access: &str, refresh: &str) -> String {
     format!(r#"{{"refresh":"{refresh}","access":"{access}"}}"#)
@@ -226,7 +203,10 @@ impl Timeline {
 
     /// Logs in and sends at `at` seconds, with `lifetime`-second access tokens.
     fn logged_in(&mut self, at: u64, lifetime: u64) -> (String, String) {
-        let (access, refresh) = (mint("access", at, lifetime), mint("refresh", at, 86_400));
+        let (access, refresh) = (
+            TokenBuilder::access(at, lifetime).build(),
+            TokenBuilder::refresh(at, 86_400).build(),
+        );
         self.send_at(at);
         assert_eq!(self.next(), login());
         self.token(200, &pair(&access, &refresh));
@@ -247,7 +227,10 @@ fn status(outcome: Outcome) -> u16 {
 #[test]
 fn login_then_send() {
     let mut t = Timeline::new(with_login(), no_jitter());
-    let (a1, r1) = (mint("access", 0, 300), mint("refresh", 0, 86_400));
+    let (a1, r1) = (
+        TokenBuilder::access(0, 300).build(),
+        TokenBuilder::refresh(0, 86_400).build(),
+    );
 
     // At 0 s, no tokens: log in, save the refresh token, then send with the new access token.
     t.send_at(0);
@@ -274,7 +257,10 @@ fn login_then_send() {
 fn refresh_ahead_of_expiry_rotates_and_saves_first() {
     let mut t = Timeline::new(with_login(), no_jitter());
     let (_, r1) = t.logged_in(0, 300);
-    let (a2, r2) = (mint("access", 270, 300), mint("refresh", 270, 86_400));
+    let (a2, r2) = (
+        TokenBuilder::access(270, 300).build(),
+        TokenBuilder::refresh(270, 86_400).build(),
+    );
 
     // At 270 s, 30 s before expiry, the refresh is due (299 s floored lifetime, 29.9 s margin).
     t.send_at(270);
@@ -303,7 +289,10 @@ fn refresh_ahead_of_expiry_rotates_and_saves_first() {
 fn a_401_leads_to_one_refresh_and_one_retry() {
     let mut t = Timeline::new(with_login(), no_jitter());
     let (a1, r1) = t.logged_in(0, 300);
-    let (a2, a3) = (mint("access", 10, 300), mint("access", 20, 300));
+    let (a2, a3) = (
+        TokenBuilder::access(10, 300).build(),
+        TokenBuilder::access(20, 300).build(),
+    );
 
     // At 10 s the API revokes the token: 401, one refresh, one retry that succeeds.
     t.send_at(10);
@@ -480,7 +469,7 @@ fn the_step_bound_follows_max_wait_and_the_backoff_base() {
 fn a_definitive_rejection_clears_the_store() {
     // No login configured: a restored refresh token that the server has blacklisted.
     let mut t = Timeline::new(Protocol::SimpleJwt(SimpleJwt::default()), no_jitter());
-    let r0 = mint("refresh", 0, 86_400);
+    let r0 = TokenBuilder::refresh(0, 86_400).build();
     t.session
         .set_refresh_token(Instant::ZERO, &r0, None)
         .unwrap();
@@ -504,8 +493,11 @@ fn a_definitive_rejection_clears_the_store() {
 #[test]
 fn a_definitive_rejection_clears_the_store_then_logs_in() {
     let mut t = Timeline::new(with_login(), no_jitter());
-    let r0 = mint("refresh", 0, 86_400);
-    let (a1, r1) = (mint("access", 5, 300), mint("refresh", 5, 86_400));
+    let r0 = TokenBuilder::refresh(0, 86_400).build();
+    let (a1, r1) = (
+        TokenBuilder::access(5, 300).build(),
+        TokenBuilder::refresh(5, 86_400).build(),
+    );
     t.session
         .set_refresh_token(Instant::ZERO, &r0, None)
         .unwrap();
@@ -527,7 +519,10 @@ fn a_definitive_rejection_clears_the_store_then_logs_in() {
 #[test]
 fn a_failed_save_keeps_the_tokens_usable() {
     let mut t = Timeline::new(with_login(), no_jitter());
-    let (a1, r1) = (mint("access", 0, 300), mint("refresh", 0, 86_400));
+    let (a1, r1) = (
+        TokenBuilder::access(0, 300).build(),
+        TokenBuilder::refresh(0, 86_400).build(),
+    );
 
     t.send_at(0);
     assert_eq!(t.next(), login());
@@ -545,7 +540,10 @@ fn a_failed_save_keeps_the_tokens_usable() {
 #[test]
 fn transport_failures() {
     let mut t = Timeline::new(with_login(), no_jitter());
-    let (a1, r1) = (mint("access", 0, 300), mint("refresh", 0, 86_400));
+    let (a1, r1) = (
+        TokenBuilder::access(0, 300).build(),
+        TokenBuilder::refresh(0, 86_400).build(),
+    );
 
     // The login's connection breaks: a transient failure, backed off for backoff_base (1 s).
     t.send_at(0);

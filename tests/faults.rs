@@ -24,17 +24,18 @@ mod server;
 mod transport;
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::thread;
 use std::time::Duration as StdDuration;
 
 use embedded_hal::delay::DelayNs;
 use faults::{ByteFault, Fault, FaultInjector, FaultProxy, Rule, When};
+use jwt_refresh::mock::MemStore;
 use jwt_refresh::protocol::{Credentials, SimpleJwt};
 use jwt_refresh::transport::{Endpoint, ErrorKind, Request};
 use jwt_refresh::{
     Client, ClientConfig, EndpointError, Error, Protocol, RefreshError, RefreshPolicy, Session,
-    SystemClock, TokenError, TokenStore,
+    SystemClock, TokenError,
 };
 use server::{
     EventKind, Fault as ServerFault, FaultAction, Framing, Server, ServerConfig, PROTECTED_PATH,
@@ -476,31 +477,6 @@ fn matrix() -> Vec<Case> {
 // ---------------------------------------------------------------------------------------------
 // Running a case
 // ---------------------------------------------------------------------------------------------
-
-/// A refresh-token store in memory, readable after the client is gone.
-#[derive(Clone, Default)]
-struct MemStore(Arc<Mutex<Option<String>>>);
-
-impl TokenStore for MemStore {
-    type Error = &'static str;
-    fn load<'b>(&mut self, buf: &'b mut [u8]) -> Result<Option<&'b str>, &'static str> {
-        let guard = self.0.lock().unwrap();
-        let Some(token) = guard.as_deref() else {
-            return Ok(None);
-        };
-        let dst = buf.get_mut(..token.len()).ok_or("too long")?;
-        dst.copy_from_slice(token.as_bytes());
-        Ok(Some(std::str::from_utf8(dst).unwrap()))
-    }
-    fn save(&mut self, token: &str) -> Result<(), &'static str> {
-        *self.0.lock().unwrap() = Some(token.to_owned());
-        Ok(())
-    }
-    fn clear(&mut self) -> Result<(), &'static str> {
-        *self.0.lock().unwrap() = None;
-        Ok(())
-    }
-}
 
 struct StdDelay;
 

@@ -1,61 +1,15 @@
 //! The decode paths perform zero heap allocations: a counting global allocator watches every
 //! decoder and every error path (and the formatting of results), on the measuring thread only.
-// A `GlobalAlloc` needs `unsafe impl`; the library itself forbids unsafe code (src/lib.rs).
-#![allow(unsafe_code)]
-
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::fmt::{self, Write as _};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use jwt_refresh::{Claims, DecodeError, TimeClaims};
 
-thread_local! {
-    static MEASURING: Cell<bool> = const { Cell::new(false) };
-    static ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
-}
+#[path = "support/counting.rs"]
+mod counting;
 
-struct Counting;
-
-fn note() {
-    // `try_with`: the thread-local may be gone while a thread shuts down.
-    let _ = MEASURING.try_with(|m| {
-        if m.get() {
-            let _ = ALLOCATIONS.try_with(|a| a.set(a.get() + 1));
-        }
-    });
-}
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        note();
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        note();
-        unsafe { System.alloc_zeroed(layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        note();
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
-
-/// Runs `f` and returns its result with the number of allocations it made on this thread.
-fn measure<R>(f: impl FnOnce() -> R) -> (R, usize) {
-    ALLOCATIONS.with(|a| a.set(0));
-    MEASURING.with(|m| m.set(true));
-    let result = f();
-    MEASURING.with(|m| m.set(false));
-    (result, ALLOCATIONS.with(Cell::get))
-}
+use counting::allocations as measure;
 
 /// A fixed-size `fmt::Write` sink on the stack.
 struct Sink {
@@ -254,18 +208,6 @@ fn cases() -> Vec<Case> {
         "too_many_audiences",
     );
     cases
-}
-
-#[test]
-fn counter_sees_allocations() {
-    let (boxed, n) = measure(|| Box::new(7u64));
-    assert_eq!((*boxed, n), (7, 1));
-    let (v, n) = measure(|| {
-        let mut v = Vec::with_capacity(1);
-        v.extend([1u8, 2, 3]);
-        v
-    });
-    assert_eq!((v.len(), n), (3, 2));
 }
 
 #[test]

@@ -6,139 +6,32 @@
 //! A sanity test checks that a `Box::new` in a measured region is counted, so that these tests
 //! can fail.
 
-// The crate denies `unsafe_code` (Cargo.toml `[lints.rust]`); a global allocator cannot be
-// written without `unsafe impl GlobalAlloc`, so this test file, and only it, allows it.
-#![allow(unsafe_code)]
-
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::hint::black_box;
 
-use jsonwebtoken::{encode, EncodingKey, Header};
+use jwt_refresh::mock::TokenBuilder;
 use jwt_refresh::policy::{RefreshPolicy, TokenFacts};
 use jwt_refresh::protocol::{
     ClientAuth, Credentials, Grant, OAuth2, OAuth2Login, Protocol, SimpleJwt, TokenResponse,
 };
 use jwt_refresh::session::{ApiVerdict, Output, Session};
 use jwt_refresh::{Duration, Instant};
-use serde::Serialize;
 
-// ---------------------------------------------------------------------------------------------
-// The counting allocator
-// ---------------------------------------------------------------------------------------------
+#[path = "support/counting.rs"]
+mod counting;
 
-thread_local! {
-    /// Whether this thread is in a measured region.
-    static MEASURING: Cell<bool> = const { Cell::new(false) };
-    /// Allocations (and reallocations) made by this thread in measured regions.
-    static ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
-}
-
-struct Counting;
-
-fn note_allocation() {
-    // `try_with`: the thread-locals may already be gone while a thread shuts down. Both have
-    // `const` initializers and no destructor, so touching them never allocates.
-    let _ = MEASURING.try_with(|measuring| {
-        if measuring.get() {
-            let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
-        }
-    });
-}
-
-// SAFETY: every method forwards to `System` with the caller's arguments unchanged; counting
-// touches only `const`-initialized thread-locals and never allocates.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        note_allocation();
-        // SAFETY: forwarded as is; the caller upholds `GlobalAlloc::alloc`'s contract.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        note_allocation();
-        // SAFETY: as above.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        note_allocation();
-        // SAFETY: as above; `ptr` was allocated by `System` through this wrapper.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: as above.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
-
-/// Runs `f` and returns its result with the number of allocations it made on this thread.
-fn allocations<R>(f: impl FnOnce() -> R) -> (R, usize) {
-    ALLOCATIONS.with(|n| n.set(0));
-    MEASURING.with(|m| m.set(true));
-    let result = f();
-    MEASURING.with(|m| m.set(false));
-    (result, ALLOCATIONS.with(Cell::get))
-}
-
-/// Runs `f` and asserts that it allocated nothing.
-fn assert_no_allocation<R>(what: &str, f: impl FnOnce() -> R) -> R {
-    let (result, n) = allocations(f);
-    assert_eq!(n, 0, "{what}: {n} allocation(s)");
-    result
-}
-
-#[test]
-fn the_counter_counts() {
-    let (boxed, n) = allocations(|| black_box(Box::new(black_box(42u64))));
-    assert_eq!(*boxed, 42);
-    assert!(n >= 1, "a Box::new in the measured region was not counted");
-    let (v, n) = allocations(|| {
-        let mut v: Vec<u8> = Vec::with_capacity(1);
-        v.extend_from_slice(black_box(&[1, 2, 3, 4, 5, 6, 7, 8, 9]));
-        v
-    });
-    assert_eq!(v.len(), 9);
-    assert!(n >= 2, "an allocation and a reallocation make {n}");
-    // Outside a measured region nothing is counted.
-    ALLOCATIONS.with(|c| c.set(0));
-    drop(black_box(Box::new(1u8)));
-    assert_eq!(ALLOCATIONS.with(Cell::get), 0);
-}
+use counting::assert_no_allocation;
 
 // ---------------------------------------------------------------------------------------------
 // Fixtures, all built outside the measured regions
 // ---------------------------------------------------------------------------------------------
 
-/// The server's wall clock at the session's monotonic zero.
-const EPOCH: u64 = 1_700_000_000;
-
-#[derive(Serialize)]
-struct Claims {
-    token_type: &'static str,
-    exp: u64,
-    iat: u64,
-    jti: String,
-}
-
-/// A token issued at session second `at` that lives `lifetime` seconds.
+/// A token issued at session second `at` that lives `lifetime` seconds, its `jti` from `n`.
 fn mint(kind: &'static str, at: u64, lifetime: u64, n: usize) -> String {
-    let claims = Claims {
-        token_type: kind,
-        exp: EPOCH + at + lifetime,
-        iat: EPOCH + at,
-        jti: format!("{n:032x}"),
+    let token = match kind {
+        "access" => TokenBuilder::access(at, lifetime),
+        _ => TokenBuilder::refresh(at, lifetime),
     };
-    encode(
-        &Header::default(),
-        &claims,
-        &EncodingKey::from_secret(b"test-secret"),
-    )
-    .expect("minting a token")
+    token.jti(&format!("{n:032x}")).signed().build()
 }
 
 fn no_jitter() -> RefreshPolicy {

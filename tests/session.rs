@@ -1,7 +1,7 @@
 //! Session timelines: each test reads as a script of inputs at given times and the outputs the
-//! session must answer, with real tokens minted by `jsonwebtoken`.
+//! session must answer, with tokens minted by the mock kit.
 
-use jsonwebtoken::{encode, EncodingKey, Header};
+use jwt_refresh::mock::{TokenBuilder, EPOCH};
 use jwt_refresh::policy::{LeaseError, RefreshPolicy, TokenFacts};
 use jwt_refresh::protocol::{
     ClientAuth, Credentials, FailureClass, Method, OAuth2, OAuth2Login, OAuthErrorCode, Protocol,
@@ -11,44 +11,27 @@ use jwt_refresh::session::{ApiVerdict, LoginReason, Output, Session, SessionErro
 use jwt_refresh::{
     Duration, EndpointError, Instant, RefreshError, TokenError, TokenKind, UnixTime,
 };
-use serde::Serialize;
 
-/// The server's wall clock at the session's monotonic zero.
-const EPOCH: u64 = 1_700_000_000;
-
-#[derive(Serialize)]
-struct Claims<'a> {
-    token_type: &'a str,
-    exp: u64,
-    iat: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    nbf: Option<u64>,
-    jti: String,
-    user_id: &'a str,
+/// A token issued at session second `at` that lives `lifetime` seconds, with a claim the crate
+/// does not read.
+fn mint(kind: &str, at: u64, lifetime: u64) -> String {
+    mint_with(kind, at, lifetime).build()
 }
 
-/// A token issued at session second `at` that lives `lifetime` seconds.
-fn mint(kind: &str, at: u64, lifetime: u64) -> String {
-    mint_nbf(kind, at, lifetime, None)
+fn mint_with(kind: &str, at: u64, lifetime: u64) -> TokenBuilder {
+    let token = match kind {
+        "access" => TokenBuilder::access(at, lifetime),
+        _ => TokenBuilder::refresh(at, lifetime),
+    };
+    token.claim("user_id", "1").signed()
 }
 
 fn mint_nbf(kind: &str, at: u64, lifetime: u64, nbf: Option<u64>) -> String {
-    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let claims = Claims {
-        token_type: kind,
-        exp: EPOCH + at + lifetime,
-        iat: EPOCH + at,
-        nbf: nbf.map(|s| EPOCH + s),
-        jti: format!("{n:032x}"),
-        user_id: "1",
-    };
-    encode(
-        &Header::default(),
-        &claims,
-        &EncodingKey::from_secret(b"test-secret"),
-    )
-    .unwrap()
+    let token = mint_with(kind, at, lifetime);
+    match nbf {
+        Some(nbf) => token.nbf(EPOCH + nbf).build(),
+        None => token.build(),
+    }
 }
 
 fn t(secs: u64) -> Instant {

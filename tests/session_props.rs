@@ -41,8 +41,8 @@
 //! backoff, token lifetimes) are made on `g`, which stays meaningful when the clock goes back.
 //!
 //! # Tokens
-//! Tokens are minted by `jsonwebtoken` (HS256) with `iat` at a fixed wall epoch (the session's
-//! monotonic zero). The session is never given a wall clock here, so only `exp - iat` and
+//! Tokens are minted by the mock kit's `TokenBuilder` (a dummy HS256 signature) with `iat` at a
+//! fixed wall epoch (the session's monotonic zero). The session is never given a wall clock here, so only `exp - iat` and
 //! `nbf - iat` matter, and the tokens are minted once per (kind, lifetime, nbf) and cached:
 //! minting is the expensive part.
 //!
@@ -52,7 +52,7 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 
-use jsonwebtoken::{encode, EncodingKey, Header};
+use jwt_refresh::mock::{TokenBuilder, EPOCH};
 use jwt_refresh::policy::{RefreshPolicy, TokenFacts};
 use jwt_refresh::protocol::{
     ClientAuth, Credentials, FailureClass, Grant, OAuth2, OAuth2Login, Protocol, SimpleJwt,
@@ -63,7 +63,6 @@ use jwt_refresh::{Duration, EndpointError, Instant, RefreshError, TokenId};
 use proptest::prelude::*;
 use proptest::sample::Index;
 use proptest::test_runner::Config as ProptestConfig;
-use serde::Serialize;
 
 /// Cases of the main property.
 const CASES: u32 = 10_000;
@@ -72,22 +71,9 @@ const MAX_STEPS: usize = 40;
 /// Polls a driver makes for one API request before the test calls it a livelock.
 const MAX_DRAIN: usize = 8;
 
-/// The server's wall clock at the session's monotonic zero.
-const EPOCH: u64 = 1_700_000_000;
-
 // ---------------------------------------------------------------------------------------------
 // Tokens
 // ---------------------------------------------------------------------------------------------
-
-#[derive(Serialize)]
-struct MintClaims {
-    token_type: &'static str,
-    exp: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    iat: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    nbf: Option<u64>,
-}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 enum Minted {
@@ -109,32 +95,20 @@ fn mint(what: Minted) -> String {
             .borrow_mut()
             .entry(what)
             .or_insert_with(|| {
-                let claims = match what {
-                    Minted::Access { lifetime, nbf } => MintClaims {
-                        token_type: "access",
-                        exp: EPOCH + u64::from(lifetime),
-                        iat: Some(EPOCH),
-                        nbf: (nbf > 0).then(|| EPOCH + u64::from(nbf)),
-                    },
-                    Minted::AccessNoIat { exp } => MintClaims {
-                        token_type: "access",
-                        exp: EPOCH + u64::from(exp),
-                        iat: None,
-                        nbf: None,
-                    },
-                    Minted::Refresh { lifetime } => MintClaims {
-                        token_type: "refresh",
-                        exp: EPOCH + u64::from(lifetime),
-                        iat: Some(EPOCH),
-                        nbf: None,
-                    },
-                };
-                encode(
-                    &Header::default(),
-                    &claims,
-                    &EncodingKey::from_secret(b"test-secret"),
-                )
-                .expect("minting a token")
+                let access = TokenBuilder::new().claim("token_type", "access");
+                match what {
+                    Minted::Access { lifetime, nbf } => {
+                        let token = access.exp(EPOCH + u64::from(lifetime)).iat(EPOCH);
+                        match nbf {
+                            0 => token,
+                            nbf => token.nbf(EPOCH + u64::from(nbf)),
+                        }
+                    }
+                    Minted::AccessNoIat { exp } => access.exp(EPOCH + u64::from(exp)),
+                    Minted::Refresh { lifetime } => TokenBuilder::refresh(0, u64::from(lifetime)),
+                }
+                .signed()
+                .build()
             })
             .clone()
     })

@@ -6,12 +6,12 @@
 
 use std::mem::{size_of, ManuallyDrop};
 
+use jwt_refresh::mock::{simplejwt, MockClock, MockTransport, Transaction};
 use jwt_refresh::policy::TokenFacts;
 use jwt_refresh::protocol::{ClientAuth, Credentials, OAuth2, SimpleJwt};
-use jwt_refresh::transport::{ErrorKind, ErrorType, Response};
 use jwt_refresh::{
-    AsyncClient, AsyncTransport, Client, Clock, Instant, NoStore, Output, Protocol, RefreshPolicy,
-    Request, Session, TokenResponse, Transport,
+    AsyncClient, Client, Instant, NoStore, Output, Protocol, RefreshPolicy, Request, Session,
+    TokenResponse,
 };
 
 /// The bytes of a value, as they lie in memory (padding included: this is a test, reading
@@ -117,67 +117,39 @@ fn dropping_a_session_wipes_both_tokens() {
     assert!(!contains(&bytes, "DROPACCESS") && !contains(&bytes, "DROPREFRESH"));
 }
 
-/// Answers the refresh with new tokens, then the API with a short body.
-struct TwoStep {
-    calls: u32,
+/// The new tokens of the refresh answer.
+const NEW_TOKENS: &str =
+    r#"{"access":"opaque.NEWACCESSNEWACCESS.tail","refresh":"opaque.NEWREFRESHNEWREFRESH.tail"}"#;
+
+/// A server that answers the refresh with new tokens, then the API with a short body.
+fn two_step() -> MockTransport {
+    MockTransport::new(&[
+        simplejwt::refresh_request(&token("SENTREFRESH")).respond(200, NEW_TOKENS),
+        Transaction::get("/api/protected/").respond(200, "{}"),
+    ])
 }
 
-impl ErrorType for TwoStep {
-    type Error = ErrorKind;
-}
-
-impl Transport for TwoStep {
-    fn send(&mut self, _request: &Request<'_>, body: &mut [u8]) -> Result<Response, ErrorKind> {
-        self.calls += 1;
-        let answer: &[u8] = if self.calls == 1 {
-            br#"{"access":"opaque.NEWACCESSNEWACCESS.tail","refresh":"opaque.NEWREFRESHNEWREFRESH.tail"}"#
-        } else {
-            b"{}"
-        };
-        body[..answer.len()].copy_from_slice(answer);
-        Ok(Response::new(200, answer.len()))
-    }
-}
-
-impl AsyncTransport for TwoStep {
-    async fn send(
-        &mut self,
-        request: &Request<'_>,
-        body: &mut [u8],
-    ) -> Result<Response, ErrorKind> {
-        Transport::send(self, request, body)
-    }
-}
-
-struct Zero;
-impl Clock for Zero {
-    fn now(&self) -> Instant {
-        Instant::ZERO
-    }
-}
-struct NoDelay;
-impl embedded_hal::delay::DelayNs for NoDelay {
-    fn delay_ns(&mut self, _: u32) {}
-}
-impl embedded_hal_async::delay::DelayNs for NoDelay {
-    async fn delay_ns(&mut self, _: u32) {}
-}
-
-#[test]
-fn drivers_wipe_the_buffers_they_used_for_tokens() {
-    let mut s: Session<'static, 256, 256> = Session::new(
+fn provisioned() -> Session<'static, 256, 256> {
+    let mut s = Session::new(
         Protocol::SimpleJwt(SimpleJwt::default()),
         RefreshPolicy::default(),
     );
     s.set_refresh_token(Instant::ZERO, &token("SENTREFRESH"), None)
         .unwrap();
+    s
+}
+
+#[test]
+fn drivers_wipe_the_buffers_they_used_for_tokens() {
+    let (mut server, clock) = (two_step(), MockClock::new());
     let mut scratch = [0u8; 512];
     let mut body = [0u8; 512];
+    let session = provisioned();
     let mut client = Client::new(
-        s,
-        TwoStep { calls: 0 },
-        Zero,
-        NoDelay,
+        session,
+        server.clone(),
+        clock.clone(),
+        clock,
         NoStore,
         &mut scratch,
     );
@@ -191,23 +163,20 @@ fn drivers_wipe_the_buffers_they_used_for_tokens() {
         "request body left in the scratch buffer"
     );
     assert!(!contains(&body, "NEWACCESS") && !contains(&body, "NEWREFRESH"));
+    server.done();
 }
 
 #[test]
 fn the_async_driver_wipes_them_too() {
-    let mut s: Session<'static, 256, 256> = Session::new(
-        Protocol::SimpleJwt(SimpleJwt::default()),
-        RefreshPolicy::default(),
-    );
-    s.set_refresh_token(Instant::ZERO, &token("SENTREFRESH"), None)
-        .unwrap();
+    let (mut server, clock) = (two_step(), MockClock::new());
     let mut scratch = [0u8; 512];
     let mut body = [0u8; 512];
+    let session = provisioned();
     let mut client = AsyncClient::new(
-        s,
-        TwoStep { calls: 0 },
-        Zero,
-        NoDelay,
+        session,
+        server.clone(),
+        clock.clone(),
+        clock,
         NoStore,
         &mut scratch,
     );
@@ -218,6 +187,7 @@ fn the_async_driver_wipes_them_too() {
         "request body left in the scratch buffer"
     );
     assert!(!contains(&body, "NEWACCESS") && !contains(&body, "NEWREFRESH"));
+    server.done();
 }
 
 #[test]
