@@ -85,36 +85,31 @@ impl Rig {
         }
     }
 
-    fn session(protocol: Protocol<'static>) -> Session<'static> {
-        Session::new(protocol, policy())
+    /// What a client is made of: a session speaking `protocol`, and clones of the rig's parts.
+    fn parts(
+        &self,
+        protocol: Protocol<'static>,
+    ) -> (
+        Session<'static>,
+        MockTransport,
+        MockClock,
+        AdvancingDelay<CheckedDelay>,
+        MemStore,
+    ) {
+        let delay = self.clock.delay_with(self.sleeps.clone());
+        let session = Session::new(protocol, policy());
+        let (server, clock, store) = (self.server.clone(), self.clock.clone(), self.store.clone());
+        (session, server, clock, delay, store)
     }
 
     fn client<'b>(&self, protocol: Protocol<'static>, scratch: &'b mut [u8]) -> Blocking<'b> {
-        let delay = self.clock.delay_with(self.sleeps.clone());
-        let (server, store) = (self.server.clone(), self.store.clone());
-        Client::new(
-            Rig::session(protocol),
-            server,
-            self.clock.clone(),
-            delay,
-            store,
-            scratch,
-        )
-        .with_config(self.config)
+        let (session, server, clock, delay, store) = self.parts(protocol);
+        Client::new(session, server, clock, delay, store, scratch).with_config(self.config)
     }
 
     fn async_client<'b>(&self, protocol: Protocol<'static>, scratch: &'b mut [u8]) -> Async<'b> {
-        let delay = self.clock.delay_with(self.sleeps.clone());
-        let (server, store) = (self.server.clone(), self.store.clone());
-        AsyncClient::new(
-            Rig::session(protocol),
-            server,
-            self.clock.clone(),
-            delay,
-            store,
-            scratch,
-        )
-        .with_config(self.config)
+        let (session, server, clock, delay, store) = self.parts(protocol);
+        AsyncClient::new(session, server, clock, delay, store, scratch).with_config(self.config)
     }
 
     /// Every transaction was used and every sleep expected came.
@@ -177,7 +172,7 @@ fn expired_token_and_failing_refresh_sleep_through_exact_backoffs() {
     let a2 = TokenBuilder::access(400, 300).build();
     // First learn the second backoff from an identical, unchecked run of the session alone.
     let second_backoff = {
-        let mut s = Rig::session(protocol());
+        let mut s: Session<'_> = Session::new(protocol(), policy());
         let mut buf = [0u8; 1024];
         let now = Instant::from_millis(400_000);
         let _ = s.poll(Instant::ZERO, &mut buf);
@@ -391,7 +386,7 @@ fn a_clock_that_never_advances_still_ends() {
     }
     let mut server = MockTransport::new(&[Transaction::any().respond(503, "")]);
     let mut scratch = [0u8; 1024];
-    let session = Rig::session(protocol());
+    let session: Session<'_> = Session::new(protocol(), policy());
     let noop = embedded_hal_mock::eh1::delay::NoopDelay::new();
     let store = MemStore::new();
     let mut client = Client::new(session, server.clone(), Frozen, noop, store, &mut scratch);

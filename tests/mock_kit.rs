@@ -4,7 +4,9 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use embedded_hal_mock::eh1::delay::{CheckedDelay, Transaction as Sleep};
-use jwt_refresh::mock::{simplejwt, MemStore, MockClock, MockTransport, TokenBuilder, Transaction};
+use jwt_refresh::mock::{
+    simplejwt, AdvancingDelay, MemStore, MockClock, MockTransport, TokenBuilder, Transaction,
+};
 use jwt_refresh::protocol::SimpleJwt;
 use jwt_refresh::transport::{Endpoint, ErrorKind, Method, Request, Transport};
 use jwt_refresh::{Client, Clock, Error, Protocol, RefreshPolicy, Session};
@@ -223,6 +225,33 @@ fn tokens_carry_the_claims_asked_for() {
     assert!(!signed.ends_with('.'));
 }
 
+type Checked<'b> =
+    Client<'static, 'b, MockTransport, MockClock, AdvancingDelay<CheckedDelay>, MemStore>;
+
+/// A client with the refresh token `refresh`, whose sleeps go to `sleeps` and then the clock.
+fn checked_client<'b>(
+    server: &MockTransport,
+    clock: &MockClock,
+    sleeps: &CheckedDelay,
+    refresh: &str,
+    scratch: &'b mut [u8],
+) -> Checked<'b> {
+    let protocol = Protocol::SimpleJwt(SimpleJwt::default());
+    let mut session = Session::new(protocol, RefreshPolicy::default());
+    session
+        .set_refresh_token(clock.now(), refresh, None)
+        .unwrap();
+    let delay = clock.delay_with(sleeps.clone());
+    Client::new(
+        session,
+        server.clone(),
+        clock.clone(),
+        delay,
+        MemStore::new(),
+        scratch,
+    )
+}
+
 /// Every sleep of a client asserted exactly with `embedded-hal-mock`'s `CheckedDelay`, while the
 /// mock clock moves by each one.
 #[test]
@@ -236,23 +265,12 @@ fn checked_delay_asserts_every_sleep_exactly() {
         simplejwt::refresh(&r1, &a1),
         Transaction::get("/api/data/").bearer(&a1),
     ]);
-    let clock = MockClock::new();
-    let mut sleeps = CheckedDelay::new(&[Sleep::delay_ms(7000)]);
-    let mut session: Session<'_> = Session::new(
-        Protocol::SimpleJwt(SimpleJwt::default()),
-        RefreshPolicy::default(),
+    let (clock, mut sleeps) = (
+        MockClock::new(),
+        CheckedDelay::new(&[Sleep::delay_ms(7000)]),
     );
-    session.set_refresh_token(clock.now(), &r1, None).unwrap();
-    let delay = clock.delay_with(sleeps.clone());
     let mut scratch = [0u8; 512];
-    let mut client = Client::new(
-        session,
-        transport.clone(),
-        clock.clone(),
-        delay,
-        MemStore::new(),
-        &mut scratch,
-    );
+    let mut client = checked_client(&transport, &clock, &sleeps, &r1, &mut scratch);
     let sent = client.send(&Request::get("/api/data/"), &mut [0u8; 1024]);
     assert_eq!(sent.map(|r| r.status).ok(), Some(200));
     assert_eq!(clock.sleeps_ms(), [7000]);
@@ -265,23 +283,12 @@ fn checked_delay_asserts_every_sleep_exactly() {
 fn checked_delay_fails_on_a_wrong_sleep() {
     let r1 = TokenBuilder::refresh(0, 86_400).build();
     let mut transport = MockTransport::new(&[simplejwt::unavailable(&r1, Some(7))]);
-    let clock = MockClock::new();
-    let mut session: Session<'_> = Session::new(
-        Protocol::SimpleJwt(SimpleJwt::default()),
-        RefreshPolicy::default(),
+    let (clock, mut sleeps) = (
+        MockClock::new(),
+        CheckedDelay::new(&[Sleep::delay_ms(5000)]),
     );
-    session.set_refresh_token(clock.now(), &r1, None).unwrap();
-    let mut sleeps = CheckedDelay::new(&[Sleep::delay_ms(5000)]);
-    let delay = clock.delay_with(sleeps.clone());
     let mut scratch = [0u8; 512];
-    let mut client = Client::new(
-        session,
-        transport.clone(),
-        clock.clone(),
-        delay,
-        MemStore::new(),
-        &mut scratch,
-    );
+    let mut client = checked_client(&transport, &clock, &sleeps, &r1, &mut scratch);
     let message = panic_message(|| {
         let _: Result<_, Error<_, _>> = client.send(&Request::get("/api/data/"), &mut [0u8; 1024]);
     });
