@@ -650,10 +650,8 @@ fn run(case: &Case) -> Observed {
     drop(client);
     traces.extend(secret_traces("scratch", &scratch));
     if case.newline_in_store {
-        let mut stored = store.0.lock().unwrap();
-        if let Some(token) = stored.as_mut() {
-            token.push('\n');
-        }
+        let corrupted = store.token().map(|token| token + "\n");
+        store.set_token(corrupted.as_deref());
     }
 
     // A restart: a session that cannot log in, restored from the store, must be able to refresh.

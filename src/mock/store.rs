@@ -92,6 +92,12 @@ impl MemStore {
         self.state().token.clone()
     }
 
+    /// Replaces the saved token behind the client's back (a flash page another program wrote,
+    /// or corrupted), without counting a save.
+    pub fn set_token(&self, token: Option<&str>) {
+        self.state().token = token.map(str::to_owned);
+    }
+
     /// The next `load` fails with [`StoreError::Load`].
     pub fn fail_next_load(&self) {
         self.state().fail_load = true;
