@@ -511,6 +511,44 @@ fn rejected_refresh_token_leads_to_login() {
 }
 
 #[test]
+fn a_duplicated_error_code_keeps_the_refresh_token_in_either_order() {
+    // A 401 that names `code` twice proves nothing about the refresh token, whichever copy says
+    // `token_not_valid`: the last copy used to win, so one order dropped the token and logged
+    // in while the other kept it. Now neither copy is read, escaped names included.
+    for body in [
+        r#"{"code":"x","code":"token_not_valid"}"#,
+        r#"{"code":"token_not_valid","code":"x"}"#,
+        r#"{"detail":"d","code":"x","c\u006fde":"token_not_valid"}"#,
+    ] {
+        let mut s = S::new(simplejwt_login(), no_jitter());
+        let (access, refresh) = logged_in(&mut s, 0, 300);
+        assert!(matches!(poll(&mut s, t(271)), Said::Refresh(_)));
+        let err = s
+            .handle_token_response(t(271), None, &status(401, body))
+            .unwrap_err();
+        assert_eq!(
+            err,
+            RefreshError::Endpoint(EndpointError::Configuration {
+                status: 401,
+                code: None
+            }),
+            "{body}"
+        );
+        assert!(s.has_refresh_token(), "{body}");
+        // The access token is still sent while it lasts, and after the application's reset
+        // the same refresh token is offered again: no login.
+        assert_eq!(poll(&mut s, t(272)), bearer(&access), "{body}");
+        s.reset();
+        assert_eq!(
+            poll(&mut s, t(273)),
+            Said::Refresh(format!(r#"{{"refresh":"{refresh}"}}"#)),
+            "{body}"
+        );
+        assert_eq!(s.stats().logins, 1, "{body}");
+    }
+}
+
+#[test]
 fn rejected_refresh_token_without_credentials_needs_the_application() {
     let mut s = S::new(Protocol::SimpleJwt(SimpleJwt::default()), no_jitter());
     let access = mint("access", 0, 300);

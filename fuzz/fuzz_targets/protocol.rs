@@ -263,7 +263,8 @@ fn raw(data: &[u8]) {
         let _ = e.to_string();
     }
     // The error code the crate found must be in the body: read as the crate reads it (it only
-    // delimits the values of that name, and takes the last one when it has no escapes).
+    // delimits the values of that name, and takes the only one when it has no escapes; a name
+    // given twice is no code, in either order).
     let member_is = |key: &str, value: &str| {
         justify(case.body, &[key], false, "the error code")
             .is_some_and(|reading| error_code(&reading, key).as_deref() == Some(value))
@@ -438,15 +439,17 @@ fn justify<'a>(body: &'a [u8], known: &[&str], values: bool, what: &str) -> Opti
     }
 }
 
-/// A plain (unescaped) string member as an error answer's reader takes it: the last member of
-/// that name, when every member of that name is a string (only delimited: nothing in them is
-/// decoded); `None` when it has escapes.
+/// A plain (unescaped) string member as an error answer's reader takes it: the member of that
+/// name when there is exactly one and it is a string (only delimited: nothing in it is
+/// decoded); `None` when it has escapes, or when the name comes twice or more (escaped names
+/// count): success answers refuse duplicates, and in an error answer neither copy is read, so
+/// that the order of `{"code":"x","code":"token_not_valid"}` cannot decide whether the refresh
+/// token is dropped (the last copy won until the fix).
 fn error_code(reading: &Reading<'_>, key: &str) -> Option<String> {
-    let named: Vec<_> = reading.named(key).collect();
-    if named.iter().any(|m| !m.raw.starts_with(b"\"")) {
+    let [member] = reading.named(key).collect::<Vec<_>>()[..] else {
         return None;
-    }
-    let content = named.last()?.raw.strip_prefix(b"\"")?.strip_suffix(b"\"")?;
+    };
+    let content = member.raw.strip_prefix(b"\"")?.strip_suffix(b"\"")?;
     if content.contains(&b'\\') {
         return None;
     }

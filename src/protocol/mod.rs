@@ -533,7 +533,11 @@ impl<'de> Visitor<'de> for TokensVisitor<'_> {
 }
 
 /// The member `key` of a JSON object body (escaped names included), when its value is a plain
-/// string (an error answer's code): one copy for both dialects.
+/// string (an error answer's code): one copy for both dialects. A body that names `key` twice
+/// has no such member: neither copy is read, as success answers refuse duplicates
+/// ([`AnswerError::DuplicateField`]). Otherwise whichever copy came last would win, and
+/// `{"code":"x","code":"token_not_valid"}` would drop a refresh token that the reverse order
+/// keeps.
 pub(crate) fn string_member<'b>(body: &'b [u8], key: &str) -> Option<&'b str> {
     json::check_depth(body).ok()?;
     json::parse(body, Member { key }).ok()??.unescaped()
@@ -563,11 +567,17 @@ impl<'de> Visitor<'de> for Member<'_> {
     }
 
     fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Self::Value, M::Error> {
-        let mut found = None;
+        let (mut found, mut duplicate) = (None, false);
         while let Some(Key(name)) = map.next_key()? {
-            if name.is(self.key) {
+            if name.is(self.key) && found.is_none() && !duplicate {
                 found = Some(map.next_value::<Str<'de>>()?.0);
             } else {
+                // A second copy of `key` (whatever its value) voids the first: the rest of the
+                // object is still read, so that a body that is no JSON object has no code.
+                if name.is(self.key) {
+                    found = None;
+                    duplicate = true;
+                }
                 map.next_value::<IgnoredAny>()?;
             }
         }

@@ -450,6 +450,33 @@ mod tests {
     }
 
     #[test]
+    fn a_duplicated_error_is_no_error_code_in_either_order() {
+        // The last copy used to win, so the order of two `error` members decided between
+        // dropping the refresh token (`invalid_grant`) and a retry (`server_error`).
+        for body in [
+            r#"{"error":"server_error","error":"invalid_grant"}"#,
+            r#"{"error":"invalid_grant","error":"server_error"}"#,
+            r#"{"error":"invalid_grant","error":"invalid_grant"}"#,
+            r#"{"err\u006fr":"server_error","error_description":"x","error":"invalid_grant"}"#,
+            r#"{"error":"invalid_grant","error":null}"#,
+        ] {
+            assert_eq!(
+                parse(Grant::Refresh, &answer(400, body)).unwrap_err(),
+                EndpointError::Configuration {
+                    status: 400,
+                    code: None
+                },
+                "{body}"
+            );
+        }
+        let once = r#"{"err\u006fr":"invalid_grant","error_description":"x"}"#;
+        assert_eq!(
+            parse(Grant::Refresh, &answer(400, once)).unwrap_err(),
+            EndpointError::RefreshTokenRejected
+        );
+    }
+
+    #[test]
     fn error_answers_rfc6749_section_5_2() {
         let err = |status, code: &str, grant| {
             let mut body: heapless::String<96> = heapless::String::new();

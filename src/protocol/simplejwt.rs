@@ -312,6 +312,35 @@ mod tests {
     }
 
     #[test]
+    fn a_duplicated_code_is_no_code_in_either_order() {
+        // The last copy used to win: `token_not_valid` second dropped the refresh token, first
+        // kept it. Duplicates are refused in success answers; here the code is not read at all.
+        for body in [
+            r#"{"code":"x","code":"token_not_valid"}"#,
+            r#"{"code":"token_not_valid","code":"x"}"#,
+            r#"{"code":"token_not_valid","code":"token_not_valid"}"#,
+            r#"{"c\u006fde":"x","code":"token_not_valid"}"#,
+            r#"{"code":"token_not_valid","detail":"d","c\u006fde":"token_not_valid"}"#,
+            r#"{"code":"token_not_valid","code":1}"#,
+        ] {
+            assert_eq!(
+                parse(Grant::Refresh, &answer(401, body)).unwrap_err(),
+                EndpointError::Configuration {
+                    status: 401,
+                    code: None
+                },
+                "{body}"
+            );
+        }
+        // One copy, escaped name or not, is still read.
+        let once = r#"{"detail":"d","c\u006fde":"token_not_valid","codes":"x"}"#;
+        assert_eq!(
+            parse(Grant::Refresh, &answer(401, once)).unwrap_err(),
+            EndpointError::RefreshTokenRejected
+        );
+    }
+
+    #[test]
     fn error_answers_from_a_real_server() {
         let expired = r#"{"detail":"Token is expired","code":"token_not_valid"}"#;
         let blacklisted = r#"{"detail":"Token is blacklisted","code":"token_not_valid"}"#;
