@@ -8,8 +8,9 @@
 //! Success (exit 0): `{"exp":..,"nbf":..,"iat":..,"iss":..,"sub":..,"jti":..,"aud":[..]}`, absent
 //! claims as `null`, `aud` always an array. A bad token (exit 1):
 //! `{"error":"<kind>","message":"<text>"}`, where `<kind>` is [`DecodeError::kind`]. A usage
-//! error exits 2.
+//! error (more than one argument, no token, an argument or input that is not UTF-8) exits 2.
 
+use std::ffi::OsString;
 use std::io::Read;
 use std::process::ExitCode;
 
@@ -19,7 +20,8 @@ const USAGE: &str = "usage: inspect [TOKEN]   (reads the token from standard inp
 Prints the token's registered claims as one line of JSON. The signature is NOT verified.";
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    // `args_os`: `std::env::args` panics (exit 101) on an argument that is not UTF-8.
+    let args: Vec<OsString> = std::env::args_os().skip(1).collect();
     let token = match args.as_slice() {
         [] => {
             let mut input = String::new();
@@ -33,7 +35,13 @@ fn main() -> ExitCode {
             println!("{USAGE}");
             return ExitCode::SUCCESS;
         }
-        [token] => token.clone(),
+        [token] => match token.to_str() {
+            Some(token) => token.to_owned(),
+            None => {
+                eprintln!("inspect: the token is not UTF-8 (a JWT is ASCII)\n{USAGE}");
+                return ExitCode::from(2);
+            }
+        },
         _ => {
             eprintln!("inspect: expected at most one argument\n{USAGE}");
             return ExitCode::from(2);

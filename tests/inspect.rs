@@ -1,5 +1,6 @@
 //! The `inspect` example as a user runs it: exact stdout lines and exit codes.
 
+use std::ffi::OsStr;
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
 
@@ -7,6 +8,12 @@ const RFC_TOKEN: &str = "eyJ0eXAiOiJKV1QiLA0KICJhbGciOiJIUzI1NiJ9.eyJpc3MiOiJqb2
 
 /// Runs `cargo run --example inspect -- args` with `stdin` as standard input.
 fn inspect(args: &[&str], stdin: &str) -> Output {
+    let args: Vec<&OsStr> = args.iter().map(OsStr::new).collect();
+    inspect_os(&args, stdin)
+}
+
+/// [`inspect`] with arguments that need not be UTF-8.
+fn inspect_os(args: &[&OsStr], stdin: &str) -> Output {
     let mut child = Command::new(env!("CARGO"))
         .args(["run", "--quiet", "--example", "inspect", "--"])
         .args(args)
@@ -79,4 +86,22 @@ fn inspect_cli_contract() {
         assert_eq!(out.status.code(), Some(2), "{args:?}");
         assert!(out.stdout.is_empty());
     }
+}
+
+#[cfg(unix)]
+#[test]
+fn a_non_utf8_argument_is_a_usage_error() {
+    use std::os::unix::ffi::OsStrExt;
+    // A Latin-1 byte where a token should be: `std::env::args` panicked on it (exit 101).
+    for bytes in [&b"eyJ\xff.e30.c2ln"[..], b"\xc3", b"\x80"] {
+        let out = inspect_os(&[OsStr::from_bytes(bytes)], "");
+        assert_eq!(out.status.code(), Some(2), "{bytes:?}: {out:?}");
+        assert!(out.stdout.is_empty(), "{bytes:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("usage: inspect"), "{stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+    // Two arguments, one of them not UTF-8: still the usage error for the count.
+    let two = inspect_os(&[OsStr::new("a"), OsStr::from_bytes(b"\xff")], "");
+    assert_eq!(two.status.code(), Some(2), "{two:?}");
 }
