@@ -158,9 +158,10 @@ impl core::error::Error for LeaseError {}
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Lease {
-    /// When the request that fetched the token was sent: the anchor of every deadline.
+    /// When the request that fetched the token was sent: the anchor of its expiry and refresh.
     pub fetched_at: Instant,
-    /// When the token becomes usable (`nbf`); usually `fetched_at`.
+    /// When the token becomes usable: `fetched_at`, or with an `nbf` in the future the wait
+    /// until it counted from the arrival of the answer.
     pub usable_at: Instant,
     /// When to refresh; [`Instant::MAX`] when the lifetime is unknown.
     pub refresh_at: Instant,
@@ -205,13 +206,19 @@ impl RefreshPolicy {
             .min(lifetime.mul_div(1, 2))
     }
 
-    /// The schedule of a token fetched by a request sent at `fetched_at`.
+    /// The schedule of a token fetched by a request sent at `fetched_at`, whose answer arrived
+    /// at `arrived_at`.
+    ///
+    /// The server issued the token between the two instants, so each deadline takes the one that
+    /// errs on the safe side: the expiry (and the refresh) counts from `fetched_at`, the wait for
+    /// an `nbf` in the future from `arrived_at`.
     ///
     /// `first` selects the wide jitter window (first lease after a login or a provisioning);
     /// `draw` is a random number (the session's generator supplies it).
     pub fn lease(
         &self,
         fetched_at: Instant,
+        arrived_at: Instant,
         facts: &TokenFacts,
         first: bool,
         draw: u64,
@@ -244,14 +251,20 @@ impl RefreshPolicy {
             (None, LifetimeSource::Assumed) => self.assumed_lifetime.unwrap_or(Duration::MAX),
             (None, _) => Duration::MAX,
         };
-        // `nbf` relative to the same reference as the lifetime.
+        // `nbf` after `iat` (or after the wall clock at the arrival), counted from the arrival:
+        // the server issued the token at the latest then. From the send, a token whose answer
+        // came late would be used that much before its `nbf`.
         let wait = match (times.nbf, times.iat, facts.wall_now) {
             (Some(nbf), Some(iat), _) => nbf.checked_secs_since(iat),
             (Some(nbf), None, Some(wall)) => nbf.checked_secs_since(wall),
             _ => None,
         }
         .map_or(Duration::ZERO, Duration::from_secs);
-        let usable_at = fetched_at.saturating_add(wait);
+        let usable_at = if wait == Duration::ZERO {
+            fetched_at
+        } else {
+            arrived_at.max(fetched_at).saturating_add(wait)
+        };
         if source == LifetimeSource::Unknown {
             return Ok(Lease {
                 fetched_at,
@@ -262,10 +275,10 @@ impl RefreshPolicy {
                 warning,
             });
         }
-        if wait >= lifetime {
+        let expires_at = fetched_at.saturating_add(lifetime);
+        if usable_at >= expires_at {
             return Err(LeaseError::NeverUsable);
         }
-        let expires_at = fetched_at.saturating_add(lifetime);
         let margin = self.margin(lifetime);
         let permille = if first {
             self.first_jitter_permille
@@ -445,7 +458,7 @@ mod tests {
             times: times(Some(1_000_300), Some(1_000_000), None),
             ..TokenFacts::default()
         };
-        let lease = p.lease(at(10), &facts, true, 0).unwrap();
+        let lease = p.lease(at(10), at(10), &facts, true, 0).unwrap();
         assert_eq!(lease.source, LifetimeSource::IssuedAt);
         assert_eq!(lease.expires_at, at(10 + 299));
         assert_eq!(
@@ -462,7 +475,7 @@ mod tests {
             expires_in: Some(3600),
             ..TokenFacts::default()
         };
-        let lease = p.lease(at(0), &facts, false, 0).unwrap();
+        let lease = p.lease(at(0), at(0), &facts, false, 0).unwrap();
         assert_eq!(lease.source, LifetimeSource::ExpiresIn);
         assert_eq!(lease.expires_at, at(3599));
         assert_eq!(lease.refresh_at, at(3599 - 300));
@@ -486,7 +499,10 @@ mod tests {
             times: times(Some(1_000_300), Some(1_000_000), None),
             wall_now: None,
         };
-        assert_eq!(p.lease(at(0), &facts, false, 0).unwrap().expires_at, at(59));
+        assert_eq!(
+            p.lease(at(0), at(0), &facts, false, 0).unwrap().expires_at,
+            at(59)
+        );
     }
 
     #[test]
@@ -497,21 +513,24 @@ mod tests {
             wall_now: unix(1_000_000),
             ..TokenFacts::default()
         };
-        let lease = p.lease(at(5), &facts, false, 0).unwrap();
+        let lease = p.lease(at(5), at(5), &facts, false, 0).unwrap();
         assert_eq!(lease.source, LifetimeSource::WallClock);
         assert_eq!(lease.expires_at, at(5 + 99));
         let stale = TokenFacts {
             wall_now: unix(1_000_100),
             ..facts
         };
-        assert_eq!(p.lease(at(5), &stale, false, 0), Err(LeaseError::Expired));
+        assert_eq!(
+            p.lease(at(5), at(5), &stale, false, 0),
+            Err(LeaseError::Expired)
+        );
         // Without a wall clock, `exp` alone cannot be scheduled.
         let blind = TokenFacts {
             wall_now: None,
             ..facts
         };
         assert_eq!(
-            p.lease(at(5), &blind, false, 0).unwrap().source,
+            p.lease(at(5), at(5), &blind, false, 0).unwrap().source,
             LifetimeSource::Unknown
         );
     }
@@ -519,7 +538,9 @@ mod tests {
     #[test]
     fn unknown_lifetime_is_reactive_not_a_loop() {
         let p = RefreshPolicy::default();
-        let lease = p.lease(at(5), &TokenFacts::default(), true, 7).unwrap();
+        let lease = p
+            .lease(at(5), at(5), &TokenFacts::default(), true, 7)
+            .unwrap();
         assert_eq!(lease.source, LifetimeSource::Unknown);
         assert_eq!(
             (lease.refresh_at, lease.expires_at),
@@ -531,7 +552,7 @@ mod tests {
             ..no_jitter()
         };
         let lease = assumed
-            .lease(at(0), &TokenFacts::default(), true, 7)
+            .lease(at(0), at(0), &TokenFacts::default(), true, 7)
             .unwrap();
         assert_eq!(lease.source, LifetimeSource::Assumed);
         assert_eq!(lease.expires_at, at(600));
@@ -565,7 +586,7 @@ mod tests {
             },
         ] {
             assert_eq!(
-                p.lease(at(0), &facts, false, 0),
+                p.lease(at(0), at(0), &facts, false, 0),
                 Err(LeaseError::NonPositiveLifetime)
             );
         }
@@ -578,7 +599,7 @@ mod tests {
             times: times(Some(1300), Some(1000), Some(1010)),
             ..TokenFacts::default()
         };
-        let lease = p.lease(at(0), &facts, false, 0).unwrap();
+        let lease = p.lease(at(0), at(0), &facts, false, 0).unwrap();
         assert_eq!(lease.usable_at, at(10));
         assert!(!lease.is_usable(at(9)) && lease.is_usable(at(10)));
         let never = TokenFacts {
@@ -586,7 +607,49 @@ mod tests {
             ..TokenFacts::default()
         };
         assert_eq!(
-            p.lease(at(0), &never, false, 0),
+            p.lease(at(0), at(0), &never, false, 0),
+            Err(LeaseError::NeverUsable)
+        );
+    }
+
+    #[test]
+    fn not_before_counts_from_the_arrival_and_expiry_from_the_send() {
+        // Sent at 0 s, answered at 4 s; `nbf` 10 s after `iat`: usable from 14 s, dead at 299 s.
+        let p = no_jitter();
+        let facts = TokenFacts {
+            times: times(Some(1300), Some(1000), Some(1010)),
+            ..TokenFacts::default()
+        };
+        let lease = p.lease(at(0), at(4), &facts, false, 0).unwrap();
+        assert_eq!(
+            (lease.fetched_at, lease.usable_at, lease.expires_at),
+            (at(0), at(14), at(299))
+        );
+        // Without `nbf` the token is usable from the send, as before.
+        let plain = TokenFacts {
+            times: times(Some(1300), Some(1000), None),
+            ..TokenFacts::default()
+        };
+        assert_eq!(
+            p.lease(at(0), at(4), &plain, false, 0).unwrap().usable_at,
+            at(0)
+        );
+        // `nbf - wall` (no `iat`): the wall clock was read at the arrival.
+        let walled = TokenFacts {
+            times: times(Some(1300), None, Some(1010)),
+            wall_now: unix(1005),
+            ..TokenFacts::default()
+        };
+        let lease = p.lease(at(0), at(4), &walled, false, 0).unwrap();
+        assert_eq!((lease.usable_at, lease.expires_at), (at(9), at(294)));
+        // A wait that only the latency pushes past the expiry: never usable.
+        let late = TokenFacts {
+            times: times(Some(1300), Some(1000), Some(1290)),
+            ..TokenFacts::default()
+        };
+        assert!(p.lease(at(0), at(0), &late, false, 0).is_ok());
+        assert_eq!(
+            p.lease(at(0), at(9), &late, false, 0),
             Err(LeaseError::NeverUsable)
         );
     }
@@ -599,14 +662,17 @@ mod tests {
             wall_now: unix(1_000_000),
             ..TokenFacts::default()
         };
-        let lease = p.lease(at(0), &facts, false, 0).unwrap();
+        let lease = p.lease(at(0), at(0), &facts, false, 0).unwrap();
         assert_eq!(lease.warning, Some(LeaseWarning::IssuedInFuture));
         assert_eq!(lease.expires_at, at(299)); // scheduled from exp - iat all the same
         let near = TokenFacts {
             wall_now: unix(2_000_000 - 299),
             ..facts
         };
-        assert_eq!(p.lease(at(0), &near, false, 0).unwrap().warning, None);
+        assert_eq!(
+            p.lease(at(0), at(0), &near, false, 0).unwrap().warning,
+            None
+        );
     }
 
     #[test]
@@ -622,7 +688,7 @@ mod tests {
         let (mut lo, mut hi) = (Instant::MAX, Instant::ZERO);
         for _ in 0..2000 {
             let r = p
-                .lease(at(0), &facts, false, g.next_u64())
+                .lease(at(0), at(0), &facts, false, g.next_u64())
                 .unwrap()
                 .refresh_at;
             lo = lo.min(r);
@@ -633,7 +699,7 @@ mod tests {
         let (mut lo, mut hi) = (Instant::MAX, Instant::ZERO);
         for _ in 0..2000 {
             let r = p
-                .lease(at(0), &facts, true, g.next_u64())
+                .lease(at(0), at(0), &facts, true, g.next_u64())
                 .unwrap()
                 .refresh_at;
             lo = lo.min(r);

@@ -502,7 +502,7 @@ impl<'c, const A: usize, const R: usize> Session<'c, A, R> {
             refresh: refresh.map(RawStr::plain),
             expires_in: facts.expires_in,
         };
-        self.accept(fetched_at, facts.wall_now, &tokens, false)?;
+        self.accept(fetched_at, now, facts.wall_now, &tokens, false)?;
         self.reset_state();
         Ok(())
     }
@@ -694,7 +694,10 @@ impl<'c, const A: usize, const R: usize> Session<'c, A, R> {
             .parse(grant, answer)
             .map_err(RefreshError::Endpoint)
             .and_then(|tokens| {
-                self.accept(since, wall, &tokens, true)
+                // The arrival in the frame of `since`, which the clock could not move back by
+                // `anchor_deficit` (taken off every deadline below).
+                let arrived_at = now.saturating_add(self.anchor_deficit);
+                self.accept(since, arrived_at, wall, &tokens, true)
                     .map_err(RefreshError::Refused)
             });
         match result {
@@ -897,6 +900,7 @@ impl<'c, const A: usize, const R: usize> Session<'c, A, R> {
     fn accept(
         &mut self,
         fetched_at: Instant,
+        arrived_at: Instant,
         wall: Option<UnixTime>,
         tokens: &Tokens<'_>,
         from_endpoint: bool,
@@ -935,7 +939,13 @@ impl<'c, const A: usize, const R: usize> Session<'c, A, R> {
                     wall_now: wall,
                 };
                 self.policy
-                    .lease(fetched_at, &facts, self.first_lease, self.jitter.next_u64())
+                    .lease(
+                        fetched_at,
+                        arrived_at,
+                        &facts,
+                        self.first_lease,
+                        self.jitter.next_u64(),
+                    )
                     .map_err(TokenError::Unschedulable)
             }
         };

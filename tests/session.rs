@@ -667,6 +667,48 @@ fn not_before_in_the_future_waits() {
 }
 
 #[test]
+fn not_before_is_counted_from_the_answers_arrival() {
+    // at 0 s the login is sent; the server issues the token at 2 s with `nbf` 10 s after its
+    // `iat`; the answer arrives at 3 s. The server accepts it from 12 s on. Counted from the
+    // send, the session would use it at 10 s, before its `nbf`; counted from the arrival it
+    // waits until 13 s. The expiry stays anchored at the send: 0 + 300 - 1 s.
+    let mut s = S::new(simplejwt_login(), no_jitter());
+    assert!(matches!(poll(&mut s, t(0)), Said::Login(_)));
+    let access = mint_nbf("access", 2, 300, Some(12));
+    let refresh = mint("refresh", 2, 86_400);
+    s.handle_token_response(t(3), None, &ok(&login_answer(&access, &refresh)))
+        .unwrap();
+    assert_eq!(poll(&mut s, t(3)), Said::Persist(refresh));
+    s.handle_persisted(true);
+    assert_eq!(poll(&mut s, t(10)), Said::Timeout(t(13)));
+    assert_eq!(poll(&mut s, ms(12_999)), Said::Timeout(t(13)));
+    assert_eq!(poll(&mut s, t(13)), bearer(&access));
+    let lease = s.lease().unwrap();
+    assert_eq!(
+        (lease.fetched_at, lease.usable_at, lease.expires_at),
+        (t(0), t(13), t(299))
+    );
+    // With a trusted wall clock and no `iat`, `nbf - wall` is the wait from the arrival too.
+    let mut s = S::new(simplejwt_login(), no_jitter());
+    assert!(matches!(poll(&mut s, t(0)), Said::Login(_)));
+    let access = {
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        use base64::Engine as _;
+        let payload = format!(r#"{{"exp":{},"nbf":{}}}"#, EPOCH + 300, EPOCH + 12);
+        format!("e30.{}.c2ln", URL_SAFE_NO_PAD.encode(payload))
+    };
+    s.handle_token_response(
+        t(3),
+        UnixTime::from_secs(EPOCH + 5),
+        &ok(&format!(r#"{{"access":"{access}"}}"#)),
+    )
+    .unwrap();
+    // Arrived at 3 s when the wall clock said 5 s: `nbf` is 7 s later, at 10 s.
+    assert_eq!(poll(&mut s, ms(9_999)), Said::Timeout(t(10)));
+    assert_eq!(poll(&mut s, t(10)), bearer(&access));
+}
+
+#[test]
 fn hostile_answers_keep_the_tokens() {
     let long = "a".repeat(2000);
     let bodies: Vec<(u16, String)> = vec![

@@ -9,7 +9,8 @@
 //! - **Send only within the lease**: an `Output::Send` only when `usable_at <= now < expires_at`
 //!   of `s.lease()` read right after the poll; its header is `Bearer ` + the token the model
 //!   expects; and the token is younger than its true lifetime (`expires_in`, else `exp - iat`)
-//!   and older than its `nbf` wait, counted in observed time from its request.
+//!   (counted in observed time from its request) and older than its `nbf` wait, counted from
+//!   the arrival of its answer (the server may have issued it just before answering).
 //! - **Single flight**: no `Refresh`/`Login` while one is in flight (handed out and not yet
 //!   answered) unless the request timeout has passed in observed time; `is_refreshing()` agrees
 //!   with the model; a request is given up only after its timeout.
@@ -818,6 +819,8 @@ struct AccessModel {
     text: String,
     /// `g` when the request that fetched it was handed out.
     g_fetch: u64,
+    /// `g` when its answer arrived (or it was provisioned).
+    g_arrived: u64,
     life_ms: Option<u64>,
     wait_ms: u64,
 }
@@ -938,6 +941,7 @@ impl Harness {
                 h.access = Some(AccessModel {
                     text: access,
                     g_fetch: h.g,
+                    g_arrived: h.g,
                     life_ms: Some(u64::from(lifetime) * 1000),
                     wait_ms: 0,
                 });
@@ -1212,11 +1216,14 @@ impl Harness {
                         life
                     );
                 }
+                // `nbf` counts from the answer's arrival, not the request (which an answer
+                // delayed in transit would let the token be used before its `nbf`).
+                let since_arrival = g.saturating_sub(access.g_arrived);
                 prop_assert!(
-                    age >= access.wait_ms,
-                    "Send at {} of a token {} ms after its request, before its nbf ({} ms)",
+                    since_arrival >= access.wait_ms,
+                    "Send at {} of a token {} ms after its answer arrived, before its nbf ({} ms)",
                     now,
-                    age,
+                    since_arrival,
                     access.wait_ms
                 );
                 self.ids.push(token);
@@ -1361,6 +1368,7 @@ impl Harness {
                         self.access = Some(AccessModel {
                             text: access,
                             g_fetch: o.g_since,
+                            g_arrived: self.g,
                             life_ms,
                             wait_ms,
                         });
