@@ -109,7 +109,8 @@ pub enum LifetimeSource {
     ExpiresIn,
     /// The token's `exp - iat`.
     IssuedAt,
-    /// The token's `exp` against the caller's trusted wall clock.
+    /// The token's `exp` against the caller's trusted wall clock: the only lifetime known, or
+    /// shorter than `expires_in` or `exp - iat` (an old answer replayed by a cache, say).
     WallClock,
     /// [`RefreshPolicy::assumed_lifetime`].
     Assumed,
@@ -135,7 +136,8 @@ pub enum LeaseError {
     /// `expires_in` or `exp - iat` is at most one second: with whole-second claims that the
     /// server floors, what is left may be nothing.
     NonPositiveLifetime,
-    /// `exp` is already past by the trusted wall clock.
+    /// `exp` is already past by the trusted wall clock (whatever `expires_in` or `exp - iat`
+    /// say: an old answer replayed by a cache).
     Expired,
     /// `nbf` is not before the end of the token's life: it would never be usable.
     NeverUsable,
@@ -192,7 +194,8 @@ pub struct TokenFacts {
     pub expires_in: Option<u64>,
     /// The access token's time claims, when it is a readable JWT.
     pub times: Option<TimeClaims>,
-    /// The caller's trusted wall clock at the time the token arrived, if it has one.
+    /// The caller's trusted wall clock at the time the token arrived, if it has one. It bounds
+    /// the lease: a token is never kept past its `exp` by this clock.
     pub wall_now: Option<UnixTime>,
 }
 
@@ -211,7 +214,9 @@ impl RefreshPolicy {
     ///
     /// The server issued the token between the two instants, so each deadline takes the one that
     /// errs on the safe side: the expiry (and the refresh) counts from `fetched_at`, the wait for
-    /// an `nbf` in the future from `arrived_at`.
+    /// an `nbf` in the future from `arrived_at`. With a trusted wall clock (`facts.wall_now`,
+    /// read at the arrival) the lifetime is also at most `exp - wall`, so that an old answer
+    /// replayed by a cache does not live again from the new request.
     ///
     /// `first` selects the wide jitter window (first lease after a login or a provisioning);
     /// `draw` is a random number (the session's generator supplies it).
@@ -230,18 +235,30 @@ impl RefreshPolicy {
                 warning = Some(LeaseWarning::IssuedInFuture);
             }
         }
-        let (source, whole_secs) = match (facts.expires_in, times.exp, times.iat, facts.wall_now) {
+        // What a trusted wall clock leaves of the token's life: `exp` is its own end, whatever
+        // `expires_in` or `exp - iat` say.
+        let wall_left = match (times.exp, facts.wall_now) {
+            (Some(exp), Some(wall)) => match exp.checked_secs_since(wall) {
+                Some(secs) if secs > 0 => Some(secs),
+                _ => return Err(LeaseError::Expired),
+            },
+            _ => None,
+        };
+        let (source, whole_secs) = match (facts.expires_in, times.exp, times.iat, wall_left) {
             (Some(secs), ..) => (LifetimeSource::ExpiresIn, Some(secs)),
             (None, Some(exp), Some(iat), _) => (
                 LifetimeSource::IssuedAt,
                 Some(exp.checked_secs_since(iat).unwrap_or(0)),
             ),
-            (None, Some(exp), None, Some(wall)) => match exp.checked_secs_since(wall) {
-                Some(secs) if secs > 0 => (LifetimeSource::WallClock, Some(secs)),
-                _ => return Err(LeaseError::Expired),
-            },
+            (None, _, None, Some(left)) => (LifetimeSource::WallClock, Some(left)),
             _ if self.assumed_lifetime.is_some() => (LifetimeSource::Assumed, None),
             _ => (LifetimeSource::Unknown, None),
+        };
+        // The lifetime counts from the request's send: an answer a cache replayed would live
+        // again from there. The wall clock caps it.
+        let (source, whole_secs) = match (whole_secs, wall_left) {
+            (Some(secs), Some(left)) if left < secs => (LifetimeSource::WallClock, Some(left)),
+            _ => (source, whole_secs),
         };
         let lifetime = match (whole_secs, source) {
             // Whole seconds, floored by the server: one second off. What is left of a 1-second
@@ -651,6 +668,78 @@ mod tests {
         assert_eq!(
             p.lease(at(0), at(9), &late, false, 0),
             Err(LeaseError::NeverUsable)
+        );
+    }
+
+    #[test]
+    fn a_trusted_wall_clock_caps_the_lifetime_at_exp() {
+        let p = no_jitter();
+        // `exp - iat` says 300 s, but by the wall clock only 30 s are left (an old answer
+        // replayed): 30 s less the floored second, from the send.
+        let replayed = TokenFacts {
+            times: times(Some(1_000_300), Some(1_000_000), None),
+            wall_now: unix(1_000_270),
+            ..TokenFacts::default()
+        };
+        let lease = p.lease(at(500), at(501), &replayed, false, 0).unwrap();
+        assert_eq!(lease.source, LifetimeSource::WallClock);
+        assert_eq!(lease.expires_at, at(529));
+        // `expires_in` longer than `exp - wall`: capped too.
+        let long = TokenFacts {
+            expires_in: Some(3600),
+            ..replayed
+        };
+        let lease = p.lease(at(500), at(500), &long, false, 0).unwrap();
+        assert_eq!(
+            (lease.source, lease.expires_at),
+            (LifetimeSource::WallClock, at(529))
+        );
+        // Shorter than `exp - wall`: the other source stands.
+        let short = TokenFacts {
+            expires_in: Some(20),
+            ..replayed
+        };
+        let lease = p.lease(at(500), at(500), &short, false, 0).unwrap();
+        assert_eq!(
+            (lease.source, lease.expires_at),
+            (LifetimeSource::ExpiresIn, at(519))
+        );
+        let fresh = TokenFacts {
+            wall_now: unix(1_000_000),
+            ..replayed
+        };
+        let lease = p.lease(at(500), at(500), &fresh, false, 0).unwrap();
+        assert_eq!(
+            (lease.source, lease.expires_at),
+            (LifetimeSource::IssuedAt, at(799))
+        );
+        // Past `exp` by the wall clock, or at it: expired, whatever else the answer says.
+        for wall in [1_000_300, 1_000_301, 2_000_000] {
+            for facts in [
+                TokenFacts {
+                    wall_now: unix(wall),
+                    ..replayed
+                },
+                TokenFacts {
+                    wall_now: unix(wall),
+                    ..long
+                },
+            ] {
+                assert_eq!(
+                    p.lease(at(500), at(500), &facts, false, 0),
+                    Err(LeaseError::Expired),
+                    "{wall}"
+                );
+            }
+        }
+        // One second left by the wall clock is nothing once floored.
+        let last = TokenFacts {
+            wall_now: unix(1_000_299),
+            ..replayed
+        };
+        assert_eq!(
+            p.lease(at(500), at(500), &last, false, 0),
+            Err(LeaseError::NonPositiveLifetime)
         );
     }
 

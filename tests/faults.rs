@@ -105,6 +105,9 @@ struct Case {
     policy: RefreshPolicy,
     /// Before the restart, the store's token gets a trailing newline (`echo TOKEN > file`).
     newline_in_store: bool,
+    /// Start the program just after a wall-clock second begins, so that whole-second claims
+    /// and wall-clock readings fall in known seconds.
+    align_to_second: bool,
 }
 
 fn case(name: &'static str, inject: Inject, expected: &'static str) -> Case {
@@ -138,6 +141,7 @@ fn case(name: &'static str, inject: Inject, expected: &'static str) -> Case {
         outage: None,
         policy: policy(),
         newline_in_store: false,
+        align_to_second: false,
     }
 }
 
@@ -364,17 +368,21 @@ fn matrix() -> Vec<Case> {
             "retry",
         ),
         {
-            // A caching proxy replays the login's answer to the refresh: the session takes the
-            // old token for a fresh one.
+            // A caching proxy replays the login's answer to the refresh: the session would take
+            // the old token for a fresh one and count its life again from the new request. The
+            // trusted wall clock caps its lease at `exp - wall`, so it is never sent expired:
+            // the next send refreshes instead (it was one expired send and a 401 before).
             let mut c = case(
                 "refresh-stale-answer-replayed",
                 first_refresh(Fault::ReplayPrevious),
-                "401 -> refresh -> retry",
+                "ok",
             );
             c.server.access_lifetime = StdDuration::from_secs(5);
+            // Login at x.05 s (token dies at x+5 s), the replayed answer at x+3.3 s: the wall
+            // clock leaves 2 s, so the lease is 1 s (one lower would be unschedulable, a retry).
             c.program = &[Send, Send, Sleep(3200), Send, Sleep(2000), Send];
-            c.expired_sends = 1;
             c.wall_clock = true;
+            c.align_to_second = true;
             c.what.push_str(" (5 s tokens, trusted wall clock)");
             c
         },
@@ -627,6 +635,13 @@ fn run(case: &Case) -> Observed {
     let mut body = [0u8; 4096];
     let mut sends = Vec::new();
     let mut traces = Vec::new();
+    if case.align_to_second {
+        let since_epoch = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("a clock after 1970");
+        let into_second = u64::from(since_epoch.subsec_millis());
+        thread::sleep(StdDuration::from_millis(1000 - into_second + 50));
+    }
     for step in case.program {
         match step {
             Send => {

@@ -709,6 +709,78 @@ fn not_before_is_counted_from_the_answers_arrival() {
 }
 
 #[test]
+fn a_replayed_stale_answer_is_capped_by_the_trusted_wall_clock() {
+    // at 0 s login, 5-minute tokens; at 271 s the refresh goes out and a caching proxy answers
+    // with the login's answer again: the token issued at 0 s, which dies at 300 s. Counted from
+    // the new request, `exp - iat` would keep it until 570 s. The trusted wall clock (271 s)
+    // caps the lease at `exp - wall` less the floored second: 271 + 28 = 299 s.
+    let mut s = S::new(simplejwt_login(), no_jitter());
+    let (access, refresh) = logged_in(&mut s, 0, 300);
+    assert!(matches!(poll(&mut s, t(271)), Said::Refresh(_)));
+    s.handle_token_response(
+        t(271),
+        UnixTime::from_secs(EPOCH + 271),
+        &ok(&format!(r#"{{"access":"{access}"}}"#)),
+    )
+    .unwrap();
+    let lease = s.lease().unwrap();
+    assert_eq!(lease.expires_at, t(299));
+    assert_eq!(lease.source, jwt_refresh::policy::LifetimeSource::WallClock);
+    assert_eq!(poll(&mut s, ms(290_000)), bearer(&access));
+    // Never sent at or after its `exp`: the session refreshes instead.
+    assert_eq!(
+        poll(&mut s, t(299)),
+        Said::Refresh(format!(r#"{{"refresh":"{refresh}"}}"#))
+    );
+    assert!(s.has_refresh_token());
+}
+
+#[test]
+fn a_replayed_answer_already_expired_by_the_wall_clock_is_refused() {
+    // The proxy replays an older answer still: its token died at 200 s by its own `exp`, and
+    // the wall clock says 271 s. That is a typed error, the current token (valid until 299 s)
+    // is kept and sent, and the refresh token too.
+    let mut s = S::new(simplejwt_login(), no_jitter());
+    let (access, _) = logged_in(&mut s, 0, 300);
+    assert!(matches!(poll(&mut s, t(271)), Said::Refresh(_)));
+    let stale = mint("access", 0, 200);
+    let err = s
+        .handle_token_response(
+            t(271),
+            UnixTime::from_secs(EPOCH + 271),
+            &ok(&format!(r#"{{"access":"{stale}"}}"#)),
+        )
+        .unwrap_err();
+    assert_eq!(
+        err,
+        RefreshError::Refused(TokenError::Unschedulable(LeaseError::Expired))
+    );
+    assert_eq!(err.class(), FailureClass::RetryLater);
+    assert_eq!(poll(&mut s, t(272)), bearer(&access));
+    assert!(s.has_refresh_token());
+    // The same answer with `expires_in` (OAuth-style): `exp` by the wall clock still decides.
+    let mut s = S::new(Protocol::OAuth2(OAuth2::default()), no_jitter());
+    s.set_refresh_token(t(0), "opaque-refresh", None).unwrap();
+    assert!(matches!(poll(&mut s, t(271)), Said::Refresh(_)));
+    let body = format!(r#"{{"access_token":"{stale}","token_type":"Bearer","expires_in":300}}"#);
+    assert_eq!(
+        s.handle_token_response(t(271), UnixTime::from_secs(EPOCH + 271), &ok(&body)),
+        Err(RefreshError::Refused(TokenError::Unschedulable(
+            LeaseError::Expired
+        )))
+    );
+    // `expires_in` longer than what the wall clock leaves: capped to `exp - wall`.
+    let fresh = mint("access", 260, 60);
+    let body = format!(r#"{{"access_token":"{fresh}","token_type":"Bearer","expires_in":3600}}"#);
+    s.reset();
+    assert!(matches!(poll(&mut s, t(272)), Said::Refresh(_)));
+    s.handle_token_response(t(272), UnixTime::from_secs(EPOCH + 272), &ok(&body))
+        .unwrap();
+    // 320 - 272 = 48 s, one off: 272 + 47.
+    assert_eq!(s.lease().unwrap().expires_at, t(319));
+}
+
+#[test]
 fn hostile_answers_keep_the_tokens() {
     let long = "a".repeat(2000);
     let bodies: Vec<(u16, String)> = vec![
