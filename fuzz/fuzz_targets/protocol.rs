@@ -962,7 +962,8 @@ enum Expect {
         /// the next poll: one second off a whole-second life of 1 s leaves nothing).
         refresh_lives: bool,
         /// The life the session can know at `NOW`, in ms (`None`: unknown, used until 401):
-        /// `expires_in`, else `exp - iat`, else `exp` against the trusted wall clock.
+        /// `expires_in`, else `exp - iat`, else `exp` against the trusted wall clock, which
+        /// also caps the other two.
         life_ms: Option<u64>,
         /// When it becomes usable, in ms after `NOW`.
         wait_ms: u64,
@@ -1173,13 +1174,18 @@ fn success(
         (None, None, None)
     };
     let wall = wall.map(UnixTime::as_secs);
-    let secs: Option<Result<u64, LeaseError>> = match (expires_in, exp, iat, wall) {
-        (Some(e), ..) => Some(Ok(e)),
-        (None, Some(exp), Some(iat), _) => Some(Ok(exp.saturating_sub(iat))),
-        (None, Some(exp), None, Some(wall)) => match exp.checked_sub(wall) {
-            Some(s) if s > 0 => Some(Ok(s)),
-            _ => Some(Err(LeaseError::Expired)),
-        },
+    // A trusted wall clock bounds every life at `exp - wall` (an old answer replayed by a
+    // cache), and `exp` at or before it is expired, whatever `expires_in` or `exp - iat` say.
+    let wall_left = match (exp, wall) {
+        (Some(exp), Some(wall)) => Some(exp.checked_sub(wall).filter(|&s| s > 0)),
+        _ => None,
+    };
+    let cap = |secs: u64| wall_left.flatten().map_or(secs, |left| secs.min(left));
+    let secs: Option<Result<u64, LeaseError>> = match (expires_in, exp, iat, wall_left) {
+        (.., Some(None)) => Some(Err(LeaseError::Expired)),
+        (Some(e), ..) => Some(Ok(cap(e))),
+        (None, Some(exp), Some(iat), _) => Some(Ok(cap(exp.saturating_sub(iat)))),
+        (None, Some(_), None, Some(Some(left))) => Some(Ok(left)),
         _ => None,
     };
     let wait_ms = match (nbf, iat, wall) {
