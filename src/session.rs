@@ -951,7 +951,11 @@ impl<'c, const A: usize, const R: usize> Session<'c, A, R> {
         };
         let lease = match (lease, tokens.refresh, refresh_checked, refresh_expires_at) {
             (Ok(lease), ..) => lease,
-            (Err(e), Some(refresh), Ok(()), Ok(expires_at)) if from_endpoint => {
+            // Not when the access token is past its `exp` by the trusted wall clock: that is a
+            // replayed old answer, whose refresh token the server has already replaced.
+            (Err(e), Some(refresh), Ok(()), Ok(expires_at))
+                if from_endpoint && e != TokenError::Unschedulable(LeaseError::Expired) =>
+            {
                 // The access token is refused, but with rotation the old refresh token died
                 // when the server answered: keep the new one, and have it saved first.
                 self.store_refresh(refresh, expires_at);

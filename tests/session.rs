@@ -741,14 +741,16 @@ fn a_replayed_answer_already_expired_by_the_wall_clock_is_refused() {
     // the wall clock says 271 s. That is a typed error, the current token (valid until 299 s)
     // is kept and sent, and the refresh token too.
     let mut s = S::new(simplejwt_login(), no_jitter());
-    let (access, _) = logged_in(&mut s, 0, 300);
+    let (access, refresh) = logged_in(&mut s, 0, 300);
     assert!(matches!(poll(&mut s, t(271)), Said::Refresh(_)));
     let stale = mint("access", 0, 200);
+    // It carries its own (older, long retired) refresh token: not kept either.
+    let old_refresh = mint("refresh", 0, 86_400);
     let err = s
         .handle_token_response(
             t(271),
             UnixTime::from_secs(EPOCH + 271),
-            &ok(&format!(r#"{{"access":"{stale}"}}"#)),
+            &ok(&login_answer(&stale, &old_refresh)),
         )
         .unwrap_err();
     assert_eq!(
@@ -757,7 +759,8 @@ fn a_replayed_answer_already_expired_by_the_wall_clock_is_refused() {
     );
     assert_eq!(err.class(), FailureClass::RetryLater);
     assert_eq!(poll(&mut s, t(272)), bearer(&access));
-    assert!(s.has_refresh_token());
+    let (body, _) = refresh_after_backoff(&mut s, t(272));
+    assert_eq!(body, format!(r#"{{"refresh":"{refresh}"}}"#));
     // The same answer with `expires_in` (OAuth-style): `exp` by the wall clock still decides.
     let mut s = S::new(Protocol::OAuth2(OAuth2::default()), no_jitter());
     s.set_refresh_token(t(0), "opaque-refresh", None).unwrap();
