@@ -127,6 +127,9 @@ pub enum RefreshError {
     /// An answer (or a transport failure) was reported when no request was in flight; it was
     /// ignored and changed nothing.
     Unexpected,
+    /// The answer rejected a refresh token that the session had already replaced (a late
+    /// answer racing a rotation, or tokens provisioned meanwhile): the newer one is kept.
+    Superseded,
 }
 
 impl RefreshError {
@@ -135,9 +138,10 @@ impl RefreshError {
     pub const fn class(&self) -> FailureClass {
         match self {
             RefreshError::Endpoint(e) => e.class(),
-            RefreshError::NoAnswer | RefreshError::Refused(_) | RefreshError::Unexpected => {
-                FailureClass::RetryLater
-            }
+            RefreshError::NoAnswer
+            | RefreshError::Refused(_)
+            | RefreshError::Unexpected
+            | RefreshError::Superseded => FailureClass::RetryLater,
         }
     }
 }
@@ -161,6 +165,9 @@ impl fmt::Display for RefreshError {
             RefreshError::NoAnswer => f.write_str("the token endpoint did not answer"),
             RefreshError::Refused(e) => write!(f, "refused the answer's token: {e}"),
             RefreshError::Unexpected => f.write_str("an answer arrived with no request in flight"),
+            RefreshError::Superseded => {
+                f.write_str("the answer rejected a refresh token already replaced")
+            }
         }
     }
 }
@@ -303,8 +310,15 @@ pub(crate) enum Counted {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum State {
     Idle,
-    InFlight { grant: Grant, since: Instant },
-    Backoff { until: Instant },
+    /// `gen`: the [`Session::refresh_gen`] of the refresh token the request carried.
+    InFlight {
+        grant: Grant,
+        since: Instant,
+        gen: u32,
+    },
+    Backoff {
+        until: Instant,
+    },
     LoginRequired(LoginReason),
     Failed(SessionError),
 }
@@ -362,7 +376,12 @@ pub struct Session<
     /// rotation, dropping it would lose the only valid refresh token), whether or not another
     /// request went out since. Several abandoned requests share the slot, anchored at the
     /// earliest send instant (conservative). Cleared by a success, which supersedes them.
-    abandoned: Option<(Grant, Instant)>,
+    /// The refresh token generation is the oldest among them.
+    abandoned: Option<(Grant, Instant, u32)>,
+    /// Counts replacements of the refresh token (saved, rotated, dropped): a request records
+    /// the generation it carried, so that a late rejection of a token already replaced does
+    /// not drop its successor.
+    refresh_gen: u32,
     /// The configuration problem the token endpoint named at the last attempt: reported as
     /// [`Output::Failed`] while no token is usable, until the long backoff after it ends.
     configuration: Option<EndpointError>,
@@ -414,6 +433,7 @@ impl<'c, const A: usize, const R: usize> Session<'c, A, R> {
             next_id: 0,
             persist_pending: false,
             abandoned: None,
+            refresh_gen: 0,
             configuration: None,
             anchor_deficit: Duration::ZERO,
             first_lease: true,
@@ -512,9 +532,7 @@ impl<'c, const A: usize, const R: usize> Session<'c, A, R> {
     pub fn logout(&mut self) {
         wipe::string(&mut self.access);
         self.meta = None;
-        wipe::string(&mut self.refresh);
-        self.refresh_expires_at = Instant::MAX;
-        self.persist_pending = false;
+        self.forget_refresh();
         self.abandoned = None;
         self.failures = 0;
         self.first_lease = true;
@@ -549,6 +567,7 @@ impl<'c, const A: usize, const R: usize> Session<'c, A, R> {
             state,
             abandoned,
             anchor_deficit,
+            refresh_gen,
             ..
         } = self;
         let send = Output::Send {
@@ -571,7 +590,11 @@ impl<'c, const A: usize, const R: usize> Session<'c, A, R> {
                 };
                 match built {
                     Ok(request) => {
-                        *state = State::InFlight { grant, since: now };
+                        *state = State::InFlight {
+                            grant,
+                            since: now,
+                            gen: *refresh_gen,
+                        };
                         if abandoned.is_none() {
                             *anchor_deficit = Duration::ZERO;
                         }
@@ -600,13 +623,13 @@ impl<'c, const A: usize, const R: usize> Session<'c, A, R> {
 
     fn decide(&mut self, now: Instant) -> Decision {
         self.observe(now);
-        if let State::InFlight { grant, since } = self.state {
+        if let State::InFlight { grant, since, gen } = self.state {
             if now >= since.saturating_add(self.policy.request_timeout) {
                 self.fail(now, RefreshError::NoAnswer);
-                let earliest = self
-                    .abandoned
-                    .map_or(since, |(_, earlier)| earlier.min(since));
-                self.abandoned = Some((grant, earliest));
+                self.abandoned = Some(match self.abandoned {
+                    Some((_, earlier, oldest)) => (grant, earlier.min(since), oldest),
+                    None => (grant, since, gen),
+                });
             }
         }
         if self.persist_pending {
@@ -614,8 +637,7 @@ impl<'c, const A: usize, const R: usize> Session<'c, A, R> {
         }
         if self.has_refresh_token() && now >= self.refresh_expires_at {
             // A refresh token past its own `exp`: log in without sending it.
-            wipe::string(&mut self.refresh);
-            self.refresh_expires_at = Instant::MAX;
+            self.forget_refresh();
         }
         let usable = self
             .meta
@@ -685,14 +707,28 @@ impl<'c, const A: usize, const R: usize> Session<'c, A, R> {
         answer: &TokenResponse<'_>,
     ) -> Result<Grant, RefreshError> {
         self.observe(now);
-        let (grant, since) = match self.state {
-            State::InFlight { grant, since } => (grant, since),
-            _ => self.abandoned.take().ok_or(RefreshError::Unexpected)?,
+        let (grant, since, gen) = match (self.state, self.abandoned) {
+            // It may answer an abandoned older request: its tokens are anchored at the
+            // earliest send instant (conservative).
+            (State::InFlight { grant, since, gen }, older) => {
+                (grant, older.map_or(since, |(_, at, _)| at.min(since)), gen)
+            }
+            (_, Some(abandoned)) => {
+                self.abandoned = None;
+                abandoned
+            }
+            (_, None) => return Err(RefreshError::Unexpected),
         };
         let result = self
             .protocol
             .parse(grant, answer)
-            .map_err(RefreshError::Endpoint)
+            .map_err(|e| match e {
+                // A late answer racing a rotation rejects a token already replaced.
+                EndpointError::RefreshTokenRejected if gen != self.refresh_gen => {
+                    RefreshError::Superseded
+                }
+                e => RefreshError::Endpoint(e),
+            })
             .and_then(|tokens| {
                 // The arrival in the frame of `since`, which the clock could not move back by
                 // `anchor_deficit` (taken off every deadline below).
@@ -841,8 +877,7 @@ impl<'c, const A: usize, const R: usize> Session<'c, A, R> {
                 FailureClass::LoginAgain,
                 RefreshError::Endpoint(EndpointError::RefreshTokenRejected),
             ) => {
-                wipe::string(&mut self.refresh);
-                self.refresh_expires_at = Instant::MAX;
+                self.forget_refresh();
                 self.failures = 0;
                 self.state = if self.protocol.can_login() {
                     State::Idle
@@ -996,7 +1031,16 @@ impl<'c, const A: usize, const R: usize> Session<'c, A, R> {
         Ok(())
     }
 
+    /// Drops the refresh token (rejected, expired, logged out): nothing is left to save.
+    fn forget_refresh(&mut self) {
+        wipe::string(&mut self.refresh);
+        self.refresh_expires_at = Instant::MAX;
+        self.persist_pending = false;
+        self.refresh_gen = self.refresh_gen.wrapping_add(1);
+    }
+
     fn store_refresh(&mut self, refresh: RawStr<'_>, expires_at: Instant) {
+        self.refresh_gen = self.refresh_gen.wrapping_add(1);
         wipe::string(&mut self.refresh);
         if refresh.decode_into(&mut self.refresh).is_err() {
             // Unreachable after `check_token`; an empty token means "none", never half a one.
@@ -1048,7 +1092,7 @@ impl<'c, const A: usize, const R: usize> Session<'c, A, R> {
                 State::Backoff { until } => *until = shift(*until, back),
                 _ => {}
             }
-            if let Some((_, since)) = self.abandoned.as_mut() {
+            if let Some((_, since, _)) = self.abandoned.as_mut() {
                 unmoved = unmoved.max(move_back(since, back));
             }
             self.anchor_deficit = self.anchor_deficit.saturating_add(unmoved);

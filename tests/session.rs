@@ -343,6 +343,56 @@ fn a_late_answer_is_taken_after_a_second_request_was_rejected() {
 }
 
 #[test]
+fn a_late_rejection_of_a_replaced_refresh_token_keeps_its_successor() {
+    // R1 carries rt0 and times out; R2 carries rt0 too, and its answer (an access token the
+    // session refuses) rotates rt0 into rt1, which is kept. R1's late rejection of rt0 is true
+    // of rt0, not of rt1: rt1 stays, and is sent next.
+    let mut s = S::new(simplejwt_login(), no_jitter());
+    let (_, rt0) = logged_in(&mut s, 0, 300);
+    assert!(matches!(poll(&mut s, t(271)), Said::Refresh(_)));
+    let Said::Timeout(_) = poll(&mut s, t(301)) else {
+        panic!()
+    };
+    let (body, at) = refresh_after_backoff(&mut s, t(301));
+    assert!(body.contains(&rt0));
+    let rt1 = mint("refresh", 301, 86_400);
+    let refused = login_answer(&"x".repeat(2000), &rt1);
+    assert!(matches!(
+        s.handle_token_response(at, None, &ok(&refused)),
+        Err(RefreshError::Refused(_))
+    ));
+    assert_eq!(poll(&mut s, at), Said::Persist(rt1.clone()));
+    s.handle_persisted(true);
+    let rejected = r#"{"detail":"Token is blacklisted","code":"token_not_valid"}"#;
+    assert_eq!(
+        s.handle_token_response(at, None, &status(401, rejected)),
+        Err(RefreshError::Superseded)
+    );
+    assert!(s.has_refresh_token());
+    let (body, _) = refresh_after_backoff(&mut s, at);
+    assert_eq!(body, format!(r#"{{"refresh":"{rt1}"}}"#));
+}
+
+#[test]
+fn an_answer_while_a_newer_request_is_in_flight_is_anchored_at_the_older_send() {
+    // R1 goes out at 271 s and times out; R2 goes out later. The answer that comes now may be
+    // R1's (issued soon after 271 s): its token is scheduled from 271 s, never from R2's send.
+    let mut s = S::new(simplejwt_login(), no_jitter());
+    logged_in(&mut s, 0, 300);
+    assert!(matches!(poll(&mut s, t(271)), Said::Refresh(_)));
+    let Said::Timeout(_) = poll(&mut s, t(301)) else {
+        panic!()
+    };
+    let (_, at) = refresh_after_backoff(&mut s, t(301));
+    assert!(at > t(301));
+    let a1 = mint("access", 271, 300);
+    s.handle_token_response(at, None, &ok(&format!(r#"{{"access":"{a1}"}}"#)))
+        .unwrap();
+    // 300 s less the floored second, from 271 s.
+    assert_eq!(s.lease().unwrap().expires_at, t(570));
+}
+
+#[test]
 fn a_refused_answer_keeps_its_rotated_refresh_token() {
     // The server rotated: rt0 died when it answered. An access token the session cannot use
     // (too long for its buffer; a lifetime of one whole second) must not cost the new rt1.
