@@ -950,6 +950,9 @@ struct Outstanding {
     g_since: u64,
     /// The refresh tokens these requests carried.
     carried: Vec<String>,
+    /// The slot existed when it was sent: the clock-back deficit of the abandoned requests may
+    /// be taken off its answer's deadlines (`slot-deficit`).
+    inherited: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -962,6 +965,8 @@ struct AccessModel {
     g_issued: u64,
     life_ms: Option<u64>,
     wait_ms: u64,
+    /// Its `nbf` wait may be cut by an abandoned request's deficit (`slot-deficit`, tolerated).
+    wait_cut: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -1165,6 +1170,7 @@ impl Harness {
                     g_issued: h.g,
                     life_ms: Some(u64::from(lifetime) * 1000),
                     wait_ms: 0,
+                    wait_cut: false,
                 });
                 if let Some(text) = refresh_txt {
                     // Fetched at `fetched_at`, like an answer: its life is `exp - iat` from there.
@@ -1530,7 +1536,7 @@ impl Harness {
                     );
                 }
                 prop_assert!(
-                    age >= access.wait_ms,
+                    age >= access.wait_ms || (access.wait_cut && !strict("slot-deficit")),
                     "Send at {} of a token {} ms after its request, before its nbf ({} ms)",
                     now,
                     age,
@@ -1587,6 +1593,7 @@ impl Harness {
                     grant,
                     g_since: g,
                     carried,
+                    inherited: self.abandoned.is_some(),
                 });
                 self.failure = None;
                 let answer = &driver.answers[(*answered).min(driver.answers.len() - 1)];
@@ -1682,11 +1689,15 @@ impl Harness {
                     prop_assert_eq!(result, Err(RefreshError::Unexpected));
                     return Ok(());
                 };
+                // A refresh token's own life may be counted from there: the session may drop it
+                // that early (it cannot tell which request the answer is for).
+                let g_earliest = g_issued.unwrap_or(o.g_since);
                 let g_issued = if strict("late-anchor") {
-                    g_issued.unwrap_or(o.g_since)
+                    g_earliest
                 } else {
                     o.g_since
                 };
+                let wait_cut = o.inherited && !from_slot;
                 let rejected = result
                     == Err(RefreshError::Endpoint(EndpointError::RefreshTokenRejected))
                     && matches!(built.expect, Expect::Rejected);
@@ -1735,12 +1746,13 @@ impl Harness {
                             g_issued,
                             life_ms,
                             wait_ms,
+                            wait_cut,
                         });
                         if let Some((text, life_ms)) = refresh {
                             self.persist = Some(text.clone());
                             self.refresh = Some(RefreshModel {
                                 text,
-                                g_fetch: o.g_since,
+                                g_fetch: g_earliest,
                                 life_ms,
                             });
                         }
@@ -1772,7 +1784,7 @@ impl Harness {
                                 self.persist = Some(text.clone());
                                 self.refresh = Some(RefreshModel {
                                     text,
-                                    g_fetch: o.g_since,
+                                    g_fetch: g_earliest,
                                     life_ms,
                                 });
                             }
@@ -1830,8 +1842,11 @@ impl Harness {
 /// - `late-anchor`: an answer that comes while a newer request is in flight is anchored at
 ///   that request's send instant, though it may answer the older, abandoned one;
 /// - `stale-rejection`: a late rejection of the refresh token an abandoned request carried
-///   drops the newer one a refused answer kept since.
-const KNOWN_BUGS: [&str; 2] = ["late-anchor", "stale-rejection"];
+///   drops the newer one a refused answer kept since;
+/// - `slot-deficit`: the clock-back deficit of an abandoned request (its send instant could
+///   not go below zero) is kept across a new request and taken off that request's answer:
+///   its `nbf` wait is cut, the token is sent before the server's `nbf`.
+const KNOWN_BUGS: [&str; 3] = ["late-anchor", "stale-rejection", "slot-deficit"];
 
 fn strict(bug: &str) -> bool {
     debug_assert!(KNOWN_BUGS.contains(&bug), "{bug} is not a known bug");
@@ -2015,4 +2030,34 @@ fn late_answer_during_a_newer_request_is_anchored_at_the_earliest_send() {
     // If it is A's answer, the token dies 300 s after 0 s at the latest (299 s as scheduled).
     let expires_at = s.lease().expect("a lease").expires_at;
     assert!(expires_at <= t(299), "the token expires at {expires_at}");
+}
+
+/// Open bug `slot-deficit`: the clock goes back below an abandoned login's send instant (a
+/// deficit of 31 s), and the deficit is kept across the next login, whose answer's deadlines
+/// lose it: a token usable 10 s after that login went out is sent at once.
+#[test]
+#[ignore = "open bug slot-deficit (see fuzz/README.md)"]
+fn an_abandoned_requests_deficit_does_not_cut_the_next_answers_nbf() {
+    let mut s = login_session();
+    let mut buf = [0u8; 512];
+    // 0 s: login A. 31 s: timed out, abandoned (backoff 1 s). The clock goes back to 0 s.
+    assert!(matches!(s.poll(t(0), &mut buf), Output::Login(_)));
+    assert!(matches!(s.poll(t(31), &mut buf), Output::Timeout(_)));
+    assert!(matches!(s.poll(t(0), &mut buf), Output::Timeout(at) if at == t(1)));
+    // 1 s: login B, answered at once with a token usable 10 s after its `iat`.
+    assert!(matches!(s.poll(t(1), &mut buf), Output::Login(_)));
+    let access = mint(Minted::Access {
+        lifetime: 60,
+        nbf: 10,
+    });
+    let body = format!(r#"{{"access":"{access}"}}"#);
+    assert_eq!(
+        s.handle_token_response(t(1), None, &ok(&body)),
+        Ok(Grant::Login)
+    );
+    // Issued after B went out (1 s): usable from 11 s at the earliest.
+    match s.poll(t(1), &mut buf) {
+        Output::Timeout(at) => assert!(at >= t(11), "usable at {at}"),
+        other => panic!("{other:?}: the token is used before its nbf"),
+    }
 }
