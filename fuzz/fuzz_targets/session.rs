@@ -1068,7 +1068,8 @@ impl Harness {
                     return Flow::Stop;
                 }
                 if self.feed(answer) {
-                    // A definitive rejection may be followed at once by a login.
+                    // A definitive rejection may be followed at once by a login (or a token cut
+                    // by `slot-deficit` by a refresh).
                     *allowance += 1;
                 }
                 Flow::Continue
@@ -1457,8 +1458,9 @@ impl Harness {
         }
     }
 
-    /// Feeds an answer (or its absence) to whatever is in flight. Returns whether it was a
-    /// definitive rejection of a refresh token.
+    /// Feeds an answer (or its absence) to whatever is in flight. Returns whether another
+    /// request may follow at once: after a definitive rejection of a refresh token, or (the
+    /// tolerated `slot-deficit`) a token whose deadlines lost an abandoned request's deficit.
     fn feed(&mut self, answer: &AnswerSpec) -> bool {
         match answer {
             AnswerSpec::Hang => false,
@@ -1661,7 +1663,7 @@ impl Harness {
                         self.configuration_failure(e);
                     }
                 }
-                rejected
+                rejected || (result.is_ok() && wait_cut && tolerated("slot-deficit"))
             }
         }
     }
