@@ -9,8 +9,13 @@
 //!    `Unavailable` with the status and `Retry-After` as given; a refresh token is dropped only
 //!    on a definitive rejection that the body really says; an accepted answer is JSON to
 //!    `serde_json`, its refresh token is handed over for saving before anything is sent, and the
-//!    `Authorization` header carries exactly the access token it holds; after a failure the
-//!    session backs off exactly as documented, keeps the old refresh token, and sends it again.
+//!    `Authorization` header carries exactly the access token it holds; a refused 2xx answer's
+//!    rotated refresh token, when well-formed and alive, is handed over for saving first; after
+//!    a failure the session backs off exactly as documented (after a configuration-class
+//!    answer: `Failed(Configuration)` until exactly `configuration_backoff`, then a retry by
+//!    itself, or at once after `reset()`), and sends the refresh token it holds again. Before
+//!    the answer, the request is tried in a buffer too small for it (sized from the input):
+//!    `Failed(BufferTooSmall)` until `reset()`, and the buffer zeroed.
 //!    And an independent model of the answer path: a body `serde_json` reads within the
 //!    documented limits (16 levels of nesting, the top-level object included; whole-second
 //!    `expires_in` without the `float-dates` feature) gives exactly the modelled error, a
@@ -44,8 +49,8 @@ use jwt_refresh::{
     TokenError, TokenResponse, UnixTime,
 };
 use jwt_refresh_fuzz::{
-    is_ws, json_members, json_str, jws, nesting_depth, read_members, read_object, strict,
-    string_units, Escape, JsonVerdict, Reading, EPOCH, MAX_NESTING,
+    is_ws, json_members, json_str, jws, nesting_depth, read_members, read_object,
+    sent_refresh_token, strict, string_units, Escape, JsonVerdict, Reading, EPOCH, MAX_NESTING,
 };
 use libfuzzer_sys::fuzz_target;
 
@@ -139,14 +144,53 @@ fn policy() -> RefreshPolicy {
     }
 }
 
-/// A session with the `grant` request in flight.
-fn in_flight(dialect: Dialect, grant: Grant) -> Session<'static> {
+/// The first jitter draw of a session with `seed` (SplitMix64, `policy.rs`): the draw of the
+/// backoff after a configuration-class answer, which needs no lease before it.
+fn first_draw(seed: u64) -> u64 {
+    let mut z = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// A session with the `grant` request in flight. It is first tried with a `short`-byte buffer:
+/// a request that does not fit leaves the buffer wiped and the session failed until `reset()`.
+fn in_flight(dialect: Dialect, grant: Grant, short: usize) -> Session<'static> {
     let mut s: Session<'static> = Session::new(dialect.protocol(), policy());
     if grant == Grant::Refresh {
         s.set_refresh_token(NOW, OLD_REFRESH, None)
             .expect("an opaque refresh token is accepted");
     }
     let mut buf = [0u8; 1024];
+    let mut small = vec![0xA5u8; short];
+    let fits = match s.poll(NOW, &mut small) {
+        Output::Failed(SessionError::BufferTooSmall(e)) => {
+            assert!(e.needed > short, "{e:?} for a {short}-byte buffer");
+            false
+        }
+        Output::Refresh(_) | Output::Login(_) => true,
+        other => panic!("a {short}-byte buffer for a {grant:?}: {other:?}"),
+    };
+    if !fits {
+        assert!(
+            small.iter().all(|&b| b == 0),
+            "a {grant:?} that does not fit {short} bytes left bytes in the buffer"
+        );
+        // Failed until reset, whatever the buffer.
+        match s.poll(NOW, &mut buf) {
+            Output::Failed(SessionError::BufferTooSmall(_)) => {}
+            other => panic!("after a request too large for the buffer: {other:?}"),
+        }
+        assert_eq!(s.poll_timeout(), None);
+        s.reset();
+    } else {
+        // It fitted: the same request again, for the checks below.
+        s = Session::new(dialect.protocol(), policy());
+        if grant == Grant::Refresh {
+            s.set_refresh_token(NOW, OLD_REFRESH, None)
+                .expect("an opaque refresh token is accepted");
+        }
+    }
     match (s.poll(NOW, &mut buf), grant) {
         (Output::Refresh(r), Grant::Refresh) => {
             let body = String::from_utf8_lossy(r.body);
@@ -252,7 +296,8 @@ fn raw(data: &[u8]) {
     if case.grant == Grant::Login && !case.dialect.can_login() {
         case.dialect = Dialect::OAuth2Cc;
     }
-    let mut s = in_flight(case.dialect, case.grant);
+    let short = usize::from(data.first().copied().unwrap_or(0) >> 2);
+    let mut s = in_flight(case.dialect, case.grant, short);
     let answer = TokenResponse {
         status: case.status,
         body: case.body,
@@ -395,7 +440,28 @@ fn raw(data: &[u8]) {
                 }
                 _ => {}
             }
-            after_failure(&mut s, &case, e);
+            // A refused 2xx answer keeps its rotated refresh token when it is well-formed
+            // and alive.
+            let kept = match e {
+                RefreshError::Refused(error) => {
+                    // Read leniently (the crate refused it, maybe for what it tolerates).
+                    let known = fields(case.dialect);
+                    let is_known = |name: &str| known.contains(&name);
+                    let reading = read_members(case.body, &is_known, &is_known, false)
+                        .or_else(|_| read_members(case.body, &is_known, &is_known, true));
+                    match reading {
+                        Ok(reading) => rotated_kept(&reading, case.dialect, error),
+                        Err(_) => Kept::Maybe(None),
+                    }
+                }
+                _ => Kept::Exact(None),
+            };
+            let again = || {
+                let mut s = in_flight(case.dialect, case.grant, short);
+                let _ = s.handle_token_response(NOW, case.wall, &answer);
+                s
+            };
+            after_failure(&mut s, case.dialect, case.grant, e, kept, again);
         }
     }
 }
@@ -691,19 +757,151 @@ fn exact(case: &RawCase<'_>, result: &Result<Grant, RefreshError>) {
     }
 }
 
-/// What the session does after a failed refresh or login: the documented backoff, and the old
-/// refresh token kept and sent again unless it was rejected.
-fn after_failure(s: &mut Session<'static>, case: &RawCase<'_>, e: RefreshError) {
+/// When a refresh token dies by its own claims, as far as the model knows.
+#[derive(Clone, Copy, Debug)]
+enum Life {
+    Never,
+    At(Instant),
+    /// A JWT whose claims the model does not read.
+    Unknown,
+}
+
+/// The refresh token a refused answer leaves in the session.
+enum Kept {
+    /// Exactly this one (`None`: the old one, or none for a login).
+    Exact(Option<(String, Life)>),
+    /// This one or the old one (a JWT whose claims the model does not read; `None`: a body
+    /// the model does not read, its refresh token unknown).
+    Maybe(Option<String>),
+}
+
+/// What `keep_rotated` does with a raw refused answer's refresh token: kept when it passes its
+/// check (visible ASCII or space, not empty, at most `R` bytes) and is not dead by its own
+/// claims; never after a refresh token error. An escaped token, or one without exactly two
+/// dots, has no claims: it is kept, exactly. A JWT's claims are the `decode` target's business:
+/// it may be kept or not.
+fn rotated_kept(reading: &Reading<'_>, dialect: Dialect, error: TokenError) -> Kept {
+    let refresh_key = fields(dialect)[1];
+    let Some(member) = reading.named(refresh_key).last() else {
+        return Kept::Exact(None);
+    };
+    if member.value.is_none() || !member.raw.starts_with(b"\"") {
+        return Kept::Maybe(None);
+    }
+    // Nor after an access token past its `exp` by the trusted wall clock: a replayed answer,
+    // whose refresh token the server has replaced.
+    let refresh_error = matches!(
+        error,
+        TokenError::Invalid {
+            token: TokenKind::Refresh
+        } | TokenError::TooLong {
+            token: TokenKind::Refresh,
+            ..
+        } | TokenError::Unschedulable(LeaseError::Expired)
+    );
+    if refresh_error
+        || token_check(member.raw, TokenKind::Refresh, DEFAULT_REFRESH_CAPACITY).is_err()
+    {
+        return Kept::Exact(None);
+    }
+    let Some(text) = member
+        .value
+        .as_ref()
+        .and_then(|v| v.as_str())
+        .map(str::to_owned)
+    else {
+        return Kept::Exact(None);
+    };
+    if member.raw.contains(&b'\\') || text.bytes().filter(|&b| b == b'.').count() != 2 {
+        return Kept::Exact(Some((text, Life::Never)));
+    }
+    Kept::Maybe(Some(text))
+}
+
+/// What the session does after a failed refresh or login: the documented backoff (the long one
+/// after a configuration problem, reported as `Failed` meanwhile), the refresh token kept (the
+/// old one, or the rotated one of a refused answer, handed over for saving first) and sent
+/// again unless it was rejected; `again` replays the answer on a new session, to check that
+/// `reset()` retries at once.
+fn after_failure(
+    s: &mut Session<'static>,
+    dialect: Dialect,
+    grant: Grant,
+    e: RefreshError,
+    kept: Kept,
+    again: impl Fn() -> Session<'static>,
+) {
     let rejected = e == RefreshError::Endpoint(EndpointError::RefreshTokenRejected);
-    if case.grant == Grant::Refresh {
+    let p = policy();
+    let mut said = poll(s, NOW);
+    // The refresh token the session holds now, and when it dies by its own claims.
+    let old = (grant == Grant::Refresh && !rejected).then(|| (OLD_REFRESH.to_owned(), Life::Never));
+    let current = match (kept, &said) {
+        (Kept::Exact(Some((token, life))), Said::Persist(secret)) => {
+            assert_eq!(secret, &token, "persisting another token than the kept one");
+            Some((token, life))
+        }
+        (Kept::Exact(Some(_)), other) => {
+            panic!("a rotated refresh token kept after {e:?}, yet poll said {other:?}")
+        }
+        (Kept::Maybe(token), Said::Persist(secret)) => {
+            if let Some(token) = token {
+                assert_eq!(secret, &token, "persisting another token than the answer's");
+            }
+            let token = secret.clone();
+            // Its life is unknown to the model: the retry below may find it dead.
+            Some((token, Life::Unknown))
+        }
+        (_, Said::Persist(secret)) => panic!("persisting {secret:?} after {e:?}"),
+        (_, _) => old,
+    };
+    if matches!(said, Said::Persist(_)) {
+        s.handle_persisted(true);
+        said = poll(s, NOW);
+    }
+    // A kept token dead by its own claims (one second off a 1-second life) is dropped once
+    // handed over for saving.
+    let held = current.as_ref().map(|(_, life)| match life {
+        Life::Never => Some(true),
+        Life::At(dies) => Some(*dies > NOW),
+        Life::Unknown => None,
+    });
+    if let Some(held) = held.unwrap_or(Some(false)) {
         assert_eq!(
             s.has_refresh_token(),
-            !rejected,
+            held,
             "refresh token kept/dropped wrongly after {e:?}"
         );
     }
-    let p = policy();
-    match (e.class(), poll(s, NOW)) {
+    // The request after the wait: a refresh with the token held, else a login.
+    let retry = |s: &mut Session<'static>, at: Instant| {
+        // Whether the token held is alive at `at` (`None`: the model does not know).
+        let alive = current.as_ref().map(|(_, life)| match life {
+            Life::Never => Some(true),
+            Life::At(dies) => Some(*dies > at),
+            Life::Unknown => None,
+        });
+        let said = poll(s, at);
+        match (&current, alive.flatten(), said) {
+            (Some((token, _)), Some(true) | None, Said::Refresh(body)) => {
+                let sent = sent_refresh_token(dialect.oauth(), &body);
+                assert_eq!(
+                    sent.as_deref(),
+                    Some(token.as_str()),
+                    "the retry's refresh token"
+                );
+            }
+            // None held, or dead by its own claims by now: a login, if there is one.
+            (None, _, Said::Login) | (Some(_), Some(false) | None, Said::Login) => {
+                assert!(dialect.can_login(), "a login without credentials");
+            }
+            (Some(_), Some(false) | None, Said::LoginRequired(_)) => {
+                assert!(!dialect.can_login(), "login required with credentials");
+            }
+            (_, _, other) => panic!("after the wait following {e:?}: {other:?}"),
+        }
+    };
+    match (e.class(), said) {
         (FailureClass::RetryLater, Said::Timeout(at)) => {
             // The first failure backs off exactly `backoff_base`, or the server's Retry-After
             // when longer (capped).
@@ -717,36 +915,33 @@ fn after_failure(s: &mut Session<'static>, case: &RawCase<'_>, e: RefreshError) 
                 r.min(p.max_retry_after).max(p.backoff_base)
             });
             assert_eq!(at, NOW.saturating_add(wait), "backoff after {e:?}");
-            match (case.grant, poll(s, at)) {
-                (Grant::Refresh, Said::Refresh(body)) => {
-                    assert!(
-                        body.contains(OLD_REFRESH),
-                        "the retry lost the refresh token"
-                    );
-                }
-                (Grant::Login, Said::Login) => {}
-                (_, other) => panic!("after the backoff: {other:?}"),
-            }
+            retry(s, at);
         }
         (FailureClass::LoginAgain, Said::Login) => {
-            assert!(rejected && case.dialect.can_login());
+            assert!(rejected && dialect.can_login());
         }
         (FailureClass::LoginAgain, Said::LoginRequired(reason)) => match e {
             RefreshError::Endpoint(EndpointError::RefreshTokenRejected) => {
-                assert!(!case.dialect.can_login());
+                assert!(!dialect.can_login());
                 assert_eq!(reason, LoginReason::RefreshTokenRejected);
             }
             _ => assert_eq!(reason, LoginReason::CredentialsRejected),
         },
         (FailureClass::Fatal, Said::Failed(SessionError::Configuration(got))) => {
+            // No longer terminal: reported during `configuration_backoff`, then tried again.
             assert_eq!(RefreshError::Endpoint(got), e);
-            if case.grant == Grant::Refresh {
-                s.reset();
-                match poll(s, NOW) {
-                    Said::Refresh(body) => assert!(body.contains(OLD_REFRESH)),
-                    other => panic!("after a reset: {other:?}"),
-                }
+            let until = NOW.saturating_add(p.configuration_backoff(first_draw(p.seed)));
+            assert_eq!(s.poll_timeout(), Some(until), "the backoff after {e:?}");
+            let before = until.saturating_sub(Duration::from_millis(1));
+            match poll(s, before) {
+                Said::Failed(SessionError::Configuration(still)) => assert_eq!(still, got),
+                other => panic!("1 ms before the end of the backoff after {e:?}: {other:?}"),
             }
+            retry(s, until);
+            // And `reset()` tries again at once.
+            let mut s = again();
+            s.reset();
+            retry(&mut s, NOW);
         }
         (class, other) => panic!("after {e:?} ({class:?}): {other:?}"),
     }
@@ -968,7 +1163,12 @@ enum Expect {
         /// When it becomes usable, in ms after `NOW`.
         wait_ms: u64,
     },
-    Failed(RefreshError),
+    /// The error, and the refresh token it leaves (a refused answer's rotated one).
+    Failed(RefreshError, Kept),
+}
+
+fn failed(e: RefreshError) -> Expect {
+    Expect::Failed(e, Kept::Exact(None))
 }
 
 fn structured(spec: &Structured) {
@@ -985,7 +1185,8 @@ fn structured(spec: &Structured) {
         Answer::Success(s) => success(dialect, s, wall),
         Answer::Error(e) => error(dialect, grant, e),
     };
-    let mut s = in_flight(dialect, grant);
+    let short = usize::from(spec.dialect >> 2);
+    let mut s = in_flight(dialect, grant, short);
     let answer = TokenResponse {
         status,
         body: body.as_bytes(),
@@ -996,14 +1197,14 @@ fn structured(spec: &Structured) {
         eprintln!("{spec:?}\n{dialect:?} {grant:?} {status} {body}\n-> {result:?}");
     }
     match expect {
-        Expect::Failed(want) => {
+        Expect::Failed(want, kept) => {
             assert_eq!(result, Err(want), "answer {status} {body}");
-            if grant == Grant::Refresh {
-                assert_eq!(
-                    s.has_refresh_token(),
-                    want != RefreshError::Endpoint(EndpointError::RefreshTokenRejected)
-                );
-            }
+            let again = || {
+                let mut s = in_flight(dialect, grant, short);
+                let _ = s.handle_token_response(NOW, wall, &answer);
+                s
+            };
+            after_failure(&mut s, dialect, grant, want, kept, again);
         }
         Expect::Accepted {
             access,
@@ -1212,21 +1413,21 @@ fn success(
     let expect = match secs {
         // The body is read before anything is scheduled: nesting first (before parsing), then
         // `expires_in` (the only failing member; unknown members follow any order).
-        _ if too_deep => Expect::Failed(RefreshError::Endpoint(EndpointError::BadAnswer(
+        _ if too_deep => failed(RefreshError::Endpoint(EndpointError::BadAnswer(
             AnswerError::Json,
         ))),
-        _ if bad_expires_in => Expect::Failed(RefreshError::Endpoint(EndpointError::BadAnswer(
+        _ if bad_expires_in => failed(RefreshError::Endpoint(EndpointError::BadAnswer(
             AnswerError::InvalidExpiresIn,
         ))),
-        Some(Err(e)) => Expect::Failed(RefreshError::Refused(TokenError::Unschedulable(e))),
+        Some(Err(e)) => failed(RefreshError::Refused(TokenError::Unschedulable(e))),
         // One second off a whole-second life (the server floors `iat`): 1 s leaves nothing.
-        Some(Ok(0 | 1)) => Expect::Failed(RefreshError::Refused(TokenError::Unschedulable(
+        Some(Ok(0 | 1)) => failed(RefreshError::Refused(TokenError::Unschedulable(
             LeaseError::NonPositiveLifetime,
         ))),
         Some(Ok(secs)) => {
             let ms = secs * 1000;
             if wait_ms >= ms - 1000 {
-                Expect::Failed(RefreshError::Refused(TokenError::Unschedulable(
+                failed(RefreshError::Refused(TokenError::Unschedulable(
                     LeaseError::NeverUsable,
                 )))
             } else {
@@ -1235,12 +1436,39 @@ fn success(
         }
         None => accepted(None, wait_ms),
     };
+    // An access token refused by the lease: the rotated refresh token is kept unless its own
+    // claims say it is dead (`exp` at or before the wall clock, without `iat`), and dies when
+    // they say (one second off a whole-second life).
+    let expect = match (expect, &refresh, &refresh_json) {
+        (
+            Expect::Failed(
+                e @ RefreshError::Refused(TokenError::Unschedulable(LeaseError::Expired)),
+                _,
+            ),
+            _,
+            _,
+        ) => Expect::Failed(e, Kept::Exact(None)),
+        (Expect::Failed(e @ RefreshError::Refused(_), _), Some(r), Some(json)) => {
+            let life = |secs: u64| {
+                Life::At(NOW.saturating_add(Duration::from_secs(secs.saturating_sub(1))))
+            };
+            let kept = match (plain(json, &r.text), r.exp, r.iat, wall) {
+                (true, Some(exp), Some(iat), _) => Some(life(exp.saturating_sub(iat))),
+                (true, Some(exp), None, Some(wall)) => {
+                    exp.checked_sub(wall).filter(|&s| s > 0).map(life)
+                }
+                _ => Some(Life::Never),
+            };
+            Expect::Failed(e, Kept::Exact(kept.map(|life| (r.text.clone(), life))))
+        }
+        (expect, _, _) => expect,
+    };
     // A (plain) refresh token already dead by its own `exp` and the wall clock is refused.
     let expect = match (&expect, &refresh, &refresh_json, wall) {
         (Expect::Accepted { .. }, Some(r), Some(json), Some(wall))
             if plain(json, &r.text) && r.iat.is_none() && r.exp.is_some_and(|e| e <= wall) =>
         {
-            Expect::Failed(RefreshError::Refused(TokenError::Unschedulable(
+            failed(RefreshError::Refused(TokenError::Unschedulable(
                 LeaseError::Expired,
             )))
         }
@@ -1256,7 +1484,7 @@ fn error(
 ) -> (u16, String, Option<Duration>, Expect) {
     let oauth = dialect.oauth();
     let config = |status: u16, code: Option<OAuthErrorCode>| {
-        Expect::Failed(RefreshError::Endpoint(EndpointError::Configuration {
+        failed(RefreshError::Endpoint(EndpointError::Configuration {
             status,
             code,
         }))
@@ -1271,10 +1499,10 @@ fn error(
             let body = format!(r#"{{"detail":"{detail}","code":"token_not_valid"}}"#);
             let expect = match (oauth, grant) {
                 (false, Grant::Refresh) => {
-                    Expect::Failed(RefreshError::Endpoint(EndpointError::RefreshTokenRejected))
+                    failed(RefreshError::Endpoint(EndpointError::RefreshTokenRejected))
                 }
                 (false, Grant::Login) => {
-                    Expect::Failed(RefreshError::Endpoint(EndpointError::CredentialsRejected))
+                    failed(RefreshError::Endpoint(EndpointError::CredentialsRejected))
                 }
                 (true, _) => config(401, None),
             };
@@ -1284,7 +1512,7 @@ fn error(
             let body = r#"{"detail":"No active account found with the given credentials"}"#;
             let expect = match (oauth, grant) {
                 (false, Grant::Login) => {
-                    Expect::Failed(RefreshError::Endpoint(EndpointError::CredentialsRejected))
+                    failed(RefreshError::Endpoint(EndpointError::CredentialsRejected))
                 }
                 _ => config(401, None),
             };
@@ -1308,20 +1536,20 @@ fn error(
             let expect = if !oauth {
                 match (status, grant) {
                     (401, Grant::Login) => {
-                        Expect::Failed(RefreshError::Endpoint(EndpointError::CredentialsRejected))
+                        failed(RefreshError::Endpoint(EndpointError::CredentialsRejected))
                     }
                     _ => config(status, None),
                 }
             } else {
                 match (code, grant) {
                     (OAuthCode::InvalidGrant, Grant::Refresh) => {
-                        Expect::Failed(RefreshError::Endpoint(EndpointError::RefreshTokenRejected))
+                        failed(RefreshError::Endpoint(EndpointError::RefreshTokenRejected))
                     }
                     (OAuthCode::InvalidClient, Grant::Login) => {
-                        Expect::Failed(RefreshError::Endpoint(EndpointError::CredentialsRejected))
+                        failed(RefreshError::Endpoint(EndpointError::CredentialsRejected))
                     }
                     (OAuthCode::ServerError | OAuthCode::TemporarilyUnavailable, _) => {
-                        Expect::Failed(RefreshError::Endpoint(EndpointError::Unavailable {
+                        failed(RefreshError::Endpoint(EndpointError::Unavailable {
                             status,
                             retry_after: None,
                         }))
@@ -1348,7 +1576,7 @@ fn error(
                 status,
                 body.into(),
                 retry_after,
-                Expect::Failed(RefreshError::Endpoint(EndpointError::Unavailable {
+                failed(RefreshError::Endpoint(EndpointError::Unavailable {
                     status,
                     retry_after,
                 })),

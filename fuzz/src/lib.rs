@@ -984,3 +984,31 @@ mod tests {
         );
     }
 }
+
+/// The refresh token a refresh request's body carries, decoded independently of the crate:
+/// `{"refresh":"..."}` (JSON) or `refresh_token=...` (form encoding).
+pub fn sent_refresh_token(oauth: bool, body: &str) -> Option<String> {
+    if !oauth {
+        let value: serde_json::Value = serde_json::from_str(body).ok()?;
+        return value.get("refresh")?.as_str().map(str::to_owned);
+    }
+    let field = body
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("refresh_token="))?;
+    let bytes = field.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 2;
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8(out).ok()
+}
