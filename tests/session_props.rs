@@ -933,12 +933,10 @@ struct Outstanding {
 #[derive(Clone, Debug)]
 struct AccessModel {
     text: String,
-    /// `g` when the request that fetched it was handed out, as the session anchors it.
-    g_fetch: u64,
     /// `g` when its answer arrived (or it was provisioned).
     g_arrived: u64,
-    /// The earliest `g` the server may have issued it at: the earliest outstanding request
-    /// when it came (only in strict `late-anchor` runs; else `g_fetch`).
+    /// The earliest `g` the server may have issued it at, where the session anchors it: the
+    /// earliest outstanding request when the answer came.
     g_issued: u64,
     life_ms: Option<u64>,
     wait_ms: u64,
@@ -1144,7 +1142,6 @@ impl Harness {
                 );
                 h.access = Some(AccessModel {
                     text: access,
-                    g_fetch: h.g,
                     g_arrived: h.g,
                     g_issued: h.g,
                     life_ms: Some(u64::from(lifetime) * 1000),
@@ -1747,7 +1744,6 @@ impl Harness {
                         }
                         self.access = Some(AccessModel {
                             text: access,
-                            g_fetch: o.g_since,
                             g_arrived: self.g,
                             g_issued,
                             life_ms,
