@@ -1796,6 +1796,25 @@ impl Harness {
                         self.failed();
                         self.check_backoff(built.retry_after)?;
                     }
+                    Expect::Rejected
+                        if o.grant == Grant::Refresh && result == Err(RefreshError::Superseded) =>
+                    {
+                        // The rejected token was replaced since (rotated, stored again, or
+                        // dropped by its own expiry; the session tells them apart by generation):
+                        // what the session holds now stays, and it backs off.
+                        let replaced = self
+                            .refresh
+                            .as_ref()
+                            .is_none_or(|r| !o.carried.contains(&r.text));
+                        prop_assert!(
+                            from_slot || replaced,
+                            "Superseded for the request in flight, which carried {:?}",
+                            o.carried
+                        );
+                        self.failure = Some((self.g, self.policy.backoff_base.as_millis()));
+                        self.failed();
+                        self.check_backoff(built.retry_after)?;
+                    }
                     Expect::Rejected => {
                         let e = result.expect_err("a rejection was accepted");
                         self.failed();
