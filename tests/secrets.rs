@@ -108,6 +108,16 @@ fn policy() -> RefreshPolicy {
     }
 }
 
+/// What a driver call is made of, lent by a scenario.
+struct Parts<'a> {
+    session: Session<'static>,
+    transport: Script,
+    clock: FakeClock,
+    store: Store,
+    scratch: &'a mut [u8],
+    body: &'a mut [u8],
+}
+
 /// A `send` ends at its first backoff: one token request per failure, as scripted.
 const NO_WAIT: ClientConfig = ClientConfig {
     max_wait: Duration::ZERO,
@@ -158,79 +168,93 @@ impl Run {
         self.secrets.assert_absent("body", &label, &self.body);
     }
 
-    /// One blocking `send` with this script; returns its result's debug text.
-    fn send(&mut self, steps: Vec<Step>) -> String {
+    /// Runs one driver call (`call`, given this scenario's parts, gives the session back and
+    /// the call's result), then checks the buffers, and that the script was used up.
+    fn call(
+        &mut self,
+        what: &str,
+        steps: Vec<Step>,
+        call: impl FnOnce(Parts<'_>) -> (Session<'static>, String),
+    ) -> String {
         let transport = Script::new(&self.clock, steps);
         let left = transport.steps.clone();
-        let session = self.session.take().expect("a session");
-        let mut client = Client::new(
-            session,
+        let parts = Parts {
+            session: self.session.take().expect("a session"),
             transport,
-            self.clock.clone(),
-            Delay(self.clock.clone()),
-            self.store.clone(),
-            &mut self.scratch,
-        )
-        .with_config(NO_WAIT);
-        let result = format!("{:?}", client.send(&API, &mut self.body));
-        self.session = Some(client.into_session());
+            clock: self.clock.clone(),
+            store: self.store.clone(),
+            scratch: &mut self.scratch,
+            body: &mut self.body,
+        };
+        let (session, result) = call(parts);
+        self.session = Some(session);
         let unused = left.borrow().len();
         assert_eq!(unused, 0, "{}: script not used up: {result}", self.label);
-        self.check("send");
+        self.check(what);
         result
+    }
+
+    /// One blocking `send` with this script; returns its result's debug text.
+    fn send(&mut self, steps: Vec<Step>) -> String {
+        self.call("send", steps, |p| {
+            let mut client = Client::new(
+                p.session,
+                p.transport,
+                p.clock.clone(),
+                Delay(p.clock),
+                p.store,
+                p.scratch,
+            )
+            .with_config(NO_WAIT);
+            let result = format!("{:?}", client.send(&API, p.body));
+            (client.into_session(), result)
+        })
     }
 
     /// The same `send` through the async client.
     fn send_async(&mut self, steps: Vec<Step>) -> String {
-        let transport = Script::new(&self.clock, steps);
-        let session = self.session.take().expect("a session");
-        let mut client = AsyncClient::new(
-            session,
-            transport,
-            self.clock.clone(),
-            Delay(self.clock.clone()),
-            self.store.clone(),
-            &mut self.scratch,
-        )
-        .with_config(NO_WAIT);
-        let result = format!(
-            "{:?}",
-            pollster::block_on(client.send(&API, &mut self.body))
-        );
-        self.session = Some(client.into_session());
-        self.check("async send");
-        result
+        self.call("async send", steps, |p| {
+            let mut client = AsyncClient::new(
+                p.session,
+                p.transport,
+                p.clock.clone(),
+                Delay(p.clock),
+                p.store,
+                p.scratch,
+            )
+            .with_config(NO_WAIT);
+            let result = format!("{:?}", pollster::block_on(client.send(&API, p.body)));
+            (client.into_session(), result)
+        })
+    }
+
+    /// `restore`, or `logout` when `logout`.
+    fn store_call(&mut self, logout: bool) -> String {
+        let what = if logout { "logout" } else { "restore" };
+        self.call(what, vec![], |p| {
+            let mut client = Client::new(
+                p.session,
+                p.transport,
+                p.clock.clone(),
+                Delay(p.clock),
+                p.store,
+                p.scratch,
+            );
+            let result = if logout {
+                format!("{:?}", client.logout())
+            } else {
+                format!("{:?}", client.restore())
+            };
+            (client.into_session(), result)
+        })
     }
 
     fn restore(&mut self) -> String {
-        let session = self.session.take().expect("a session");
-        let mut client = Client::new(
-            session,
-            Script::new(&self.clock, vec![]),
-            self.clock.clone(),
-            Delay(self.clock.clone()),
-            self.store.clone(),
-            &mut self.scratch,
-        );
-        let result = format!("{:?}", client.restore());
-        self.session = Some(client.into_session());
-        self.check("restore");
-        result
+        self.store_call(false)
     }
 
     fn logout(&mut self) {
-        let session = self.session.take().expect("a session");
-        let mut client = Client::new(
-            session,
-            Script::new(&self.clock, vec![]),
-            self.clock.clone(),
-            Delay(self.clock.clone()),
-            self.store.clone(),
-            &mut self.scratch,
-        );
-        client.logout().unwrap();
-        self.session = Some(client.into_session());
-        self.check("logout");
+        assert_eq!(self.store_call(true), "Ok(())");
     }
 
     fn advance_secs(&self, secs: u64) {
