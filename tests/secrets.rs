@@ -7,14 +7,11 @@
 //! The transport here writes a token answer into the body before it fails, as a real one does
 //! when the connection breaks mid-answer or the answer overflows the buffer.
 
-#[path = "support/fakes.rs"]
-mod fakes;
-
 use std::cell::RefCell;
 use std::rc::Rc;
 
 use base64::Engine as _;
-use fakes::{Delay, FakeClock, Script, Step, Store};
+use jwt_refresh::mock::{MemStore, MockClock, MockTransport, Transaction};
 use jwt_refresh::protocol::{ClientAuth, Credentials, OAuth2, OAuth2Login, SimpleJwt};
 use jwt_refresh::transport::ErrorKind;
 use jwt_refresh::{
@@ -111,9 +108,9 @@ fn policy() -> RefreshPolicy {
 /// What a driver call is made of, lent by a scenario.
 struct Parts<'a> {
     session: Session<'static>,
-    transport: Script,
-    clock: FakeClock,
-    store: Store,
+    transport: MockTransport,
+    clock: MockClock,
+    store: MemStore,
     scratch: &'a mut [u8],
     body: &'a mut [u8],
 }
@@ -128,8 +125,8 @@ const NO_WAIT: ClientConfig = ClientConfig {
 struct Run {
     label: &'static str,
     secrets: Secrets,
-    clock: FakeClock,
-    store: Store,
+    clock: MockClock,
+    store: MemStore,
     session: Option<Session<'static>>,
     scratch: Vec<u8>,
     body: Vec<u8>,
@@ -140,8 +137,8 @@ impl Run {
         Run {
             label,
             secrets: Secrets::with_credentials(),
-            clock: FakeClock::default(),
-            store: Store::default(),
+            clock: MockClock::new(),
+            store: MemStore::new(),
             session: Some(Session::new(protocol, policy())),
             scratch: vec![0; scratch],
             body: vec![0; 1024],
@@ -173,11 +170,11 @@ impl Run {
     fn call(
         &mut self,
         what: &str,
-        steps: Vec<Step>,
+        steps: Vec<Transaction>,
         call: impl FnOnce(Parts<'_>) -> (Session<'static>, String),
     ) -> String {
-        let transport = Script::new(&self.clock, steps);
-        let left = transport.steps.clone();
+        let transport = MockTransport::new(&steps);
+        let mut left = transport.clone();
         let parts = Parts {
             session: self.session.take().expect("a session"),
             transport,
@@ -188,20 +185,19 @@ impl Run {
         };
         let (session, result) = call(parts);
         self.session = Some(session);
-        let unused = left.borrow().len();
-        assert_eq!(unused, 0, "{}: script not used up: {result}", self.label);
+        left.done();
         self.check(what);
         result
     }
 
     /// One blocking `send` with this script; returns its result's debug text.
-    fn send(&mut self, steps: Vec<Step>) -> String {
+    fn send(&mut self, steps: Vec<Transaction>) -> String {
         self.call("send", steps, |p| {
             let mut client = Client::new(
                 p.session,
                 p.transport,
                 p.clock.clone(),
-                Delay(p.clock),
+                p.clock,
                 p.store,
                 p.scratch,
             )
@@ -212,13 +208,13 @@ impl Run {
     }
 
     /// The same `send` through the async client.
-    fn send_async(&mut self, steps: Vec<Step>) -> String {
+    fn send_async(&mut self, steps: Vec<Transaction>) -> String {
         self.call("async send", steps, |p| {
             let mut client = AsyncClient::new(
                 p.session,
                 p.transport,
                 p.clock.clone(),
-                Delay(p.clock),
+                p.clock,
                 p.store,
                 p.scratch,
             )
@@ -236,7 +232,7 @@ impl Run {
                 p.session,
                 p.transport,
                 p.clock.clone(),
-                Delay(p.clock),
+                p.clock,
                 p.store,
                 p.scratch,
             );
@@ -258,12 +254,22 @@ impl Run {
     }
 
     fn advance_secs(&self, secs: u64) {
-        self.clock.0.set(self.clock.0.get() + secs * 1000);
+        self.clock.advance_secs(secs);
     }
 }
 
-fn api_ok() -> Step {
-    Step::Answer(200, API_BODY.into())
+/// Any request, answered with `status` and `body`: what fits is written, then `BufferTooSmall`.
+fn reply(status: u16, body: impl AsRef<[u8]>) -> Transaction {
+    Transaction::any().respond(status, body)
+}
+
+/// Any request: the transport writes `partial`, then fails with `kind`.
+fn fail_after(partial: impl AsRef<[u8]>, kind: ErrorKind) -> Transaction {
+    Transaction::any().fail_after(partial, kind)
+}
+
+fn api_ok() -> Transaction {
+    reply(200, API_BODY)
 }
 
 fn ok(result: &str) {
@@ -274,13 +280,13 @@ fn ok(result: &str) {
 fn success_rotation_and_logout_leave_no_secret() {
     let mut run = Run::new("simplejwt success", simplejwt(), 512);
     let login = run.tokens();
-    ok(&run.send(vec![Step::Answer(200, login), api_ok()]));
+    ok(&run.send(vec![reply(200, login), api_ok()]));
     ok(&run.send(vec![api_ok()]));
     // A token without claims lives until a 401: that 401, a refresh with rotation, a retry.
     let rotated = run.tokens();
     ok(&run.send(vec![
-        Step::Answer(401, String::new()),
-        Step::Answer(200, rotated),
+        reply(401, String::new()),
+        reply(200, rotated),
         api_ok(),
     ]));
     run.logout();
@@ -290,7 +296,7 @@ fn success_rotation_and_logout_leave_no_secret() {
 fn logged_in(label: &'static str) -> Run {
     let mut run = Run::new(label, simplejwt(), 512);
     let login = run.tokens();
-    ok(&run.send(vec![Step::Answer(200, login), api_ok()]));
+    ok(&run.send(vec![reply(200, login), api_ok()]));
     run
 }
 
@@ -298,13 +304,13 @@ fn logged_in(label: &'static str) -> Run {
 fn every_failure_class_leaves_no_secret() {
     // The API's 401, then each failure class from the token endpoint, each answer carrying a
     // token-looking body where it can.
-    let unavailable = |run: &Run| Step::Answer(503, run.tokens());
-    let unreadable = |run: &Run| Step::Answer(200, format!("{{\"access\":{}", run.tokens()));
-    let configuration = |run: &Run| Step::Answer(404, run.tokens());
+    let unavailable = |run: &Run| reply(503, run.tokens());
+    let unreadable = |run: &Run| reply(200, format!("{{\"access\":{}", run.tokens()));
+    let configuration = |run: &Run| reply(404, run.tokens());
     for answer in [unavailable, unreadable, configuration] {
         let mut run = logged_in("failure class");
         let step = answer(&run);
-        let result = run.send(vec![Step::Answer(401, String::new()), step]);
+        let result = run.send(vec![reply(401, String::new()), step]);
         assert!(result.starts_with("Err("), "{result}");
     }
     // The refresh token rejected: a login follows, and works.
@@ -312,15 +318,15 @@ fn every_failure_class_leaves_no_secret() {
     let rejected = r#"{"detail":"Token is blacklisted","code":"token_not_valid"}"#;
     let login = run.tokens();
     ok(&run.send(vec![
-        Step::Answer(401, String::new()),
-        Step::Answer(401, rejected.into()),
-        Step::Answer(200, login),
+        reply(401, String::new()),
+        reply(401, rejected),
+        reply(200, login),
         api_ok(),
     ]));
     // Credentials rejected.
     run.logout();
     run.session.as_mut().unwrap().reset();
-    let result = run.send(vec![Step::Answer(401, run.tokens())]);
+    let result = run.send(vec![reply(401, run.tokens())]);
     assert!(result.contains("LoginRequired"), "{result}");
 }
 
@@ -330,20 +336,20 @@ fn transport_failures_mid_answer_leave_no_secret() {
         let mut run = Run::new("simplejwt transport failure", simplejwt(), 512);
         // The transport wrote the whole answer, then failed: a timeout, a reset.
         let answer = run.tokens();
-        let result = run.send(vec![Step::FailAfter(answer, kind)]);
+        let result = run.send(vec![fail_after(answer, kind)]);
         assert!(result.contains("RetryLater"), "{result}");
         // And part of one.
         run.session.as_mut().unwrap().reset();
         let answer = run.tokens();
         let half = answer[..answer.len() / 2].to_owned();
-        let result = run.send(vec![Step::FailAfter(half, kind)]);
+        let result = run.send(vec![fail_after(half, kind)]);
         assert!(result.contains("RetryLater"), "{result}");
     }
     // The answer overflows the body buffer: what fits was written.
     let mut run = Run::new("simplejwt overflow", simplejwt(), 512);
     run.body = vec![0; 64];
     let answer = run.tokens();
-    let result = run.send(vec![Step::Answer(200, answer)]);
+    let result = run.send(vec![reply(200, answer)]);
     assert!(result.contains("AnswerTooLarge"), "{result}");
 }
 
@@ -351,16 +357,16 @@ fn transport_failures_mid_answer_leave_no_secret() {
 fn the_async_client_leaves_no_secret_either() {
     let mut run = Run::new("async", simplejwt(), 512);
     let answer = run.tokens();
-    let result = run.send_async(vec![Step::FailAfter(answer, ErrorKind::TimedOut)]);
+    let result = run.send_async(vec![fail_after(answer, ErrorKind::TimedOut)]);
     assert!(result.contains("RetryLater"), "{result}");
     run.session.as_mut().unwrap().reset();
     let login = run.tokens();
-    ok(&run.send_async(vec![Step::Answer(200, login), api_ok()]));
+    ok(&run.send_async(vec![reply(200, login), api_ok()]));
     run.body = vec![0; 64];
     run.session.as_mut().unwrap().logout();
     run.session.as_mut().unwrap().reset();
     let answer = run.tokens();
-    let result = run.send_async(vec![Step::Answer(200, answer)]);
+    let result = run.send_async(vec![reply(200, answer)]);
     assert!(result.contains("AnswerTooLarge"), "{result}");
 }
 
@@ -369,11 +375,11 @@ fn oauth2_client_secrets_leave_no_trace() {
     for auth in [ClientAuth::Basic, ClientAuth::Body] {
         let mut run = Run::new("oauth2", oauth2(auth), 512);
         let answer = run.oauth_tokens();
-        ok(&run.send(vec![Step::Answer(200, answer), api_ok()]));
+        ok(&run.send(vec![reply(200, answer), api_ok()]));
         let answer = run.oauth_tokens();
         let result = run.send(vec![
-            Step::Answer(401, String::new()),
-            Step::FailAfter(answer, ErrorKind::Other),
+            reply(401, String::new()),
+            fail_after(answer, ErrorKind::Other),
         ]);
         assert!(result.starts_with("Err("), "{result}");
     }
@@ -413,15 +419,15 @@ fn restore_leaves_no_secret_whatever_it_finds() {
     // A usable token, one with a trailing newline, and one the session refuses.
     let mut run = Run::new("restore", simplejwt(), 512);
     let stored = run.secrets.token("refresh");
-    run.store.set(Some(&stored));
+    run.store.set_token(Some(&stored));
     assert_eq!(run.restore(), "Ok(true)");
-    run.store.set(Some(&format!("{stored}\n")));
+    run.store.set_token(Some(&format!("{stored}\n")));
     assert_eq!(run.restore(), "Ok(true)");
     let bad = format!("{}\u{7}bell", run.secrets.token("refresh"));
-    run.store.set(Some(&bad));
+    run.store.set_token(Some(&bad));
     assert!(run.restore().contains("StoredToken"));
     run.advance_secs(1);
     let login = run.tokens();
-    ok(&run.send(vec![Step::Answer(200, login), api_ok()]));
+    ok(&run.send(vec![reply(200, login), api_ok()]));
     run.logout();
 }

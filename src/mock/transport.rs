@@ -22,7 +22,8 @@ enum Answer {
         retry_after: Option<u64>,
         www_authenticate: Option<String>,
     },
-    Fail(ErrorKind),
+    /// Writes `written` (what fits) into the body buffer, then fails with the kind.
+    Fail(ErrorKind, Vec<u8>),
 }
 
 /// One expected request and its answer, in `embedded-hal-mock`'s style.
@@ -140,7 +141,7 @@ impl Transaction {
                 www_authenticate,
                 ..
             } => (retry_after, www_authenticate),
-            Answer::Fail(_) => (None, None),
+            Answer::Fail(..) => (None, None),
         };
         self.answer = Answer::Http {
             status,
@@ -173,7 +174,23 @@ impl Transaction {
 
     /// Fails in the transport with `kind` instead of answering.
     pub fn fail(mut self, kind: ErrorKind) -> Self {
-        self.answer = Answer::Fail(kind);
+        self.answer = Answer::Fail(kind, Vec::new());
+        self
+    }
+
+    /// Writes `partial` into the body buffer (what fits), then fails with `kind`: a connection
+    /// that broke, or timed out, after part of the answer arrived. For checking what your code
+    /// (and the crate) leave in the buffer then.
+    ///
+    /// ```
+    /// use jwt_refresh::mock::Transaction;
+    /// use jwt_refresh::transport::ErrorKind;
+    ///
+    /// let cut = Transaction::any().fail_after(r#"{"access":"eyJ"#, ErrorKind::TimedOut);
+    /// # let _ = cut;
+    /// ```
+    pub fn fail_after(mut self, partial: impl AsRef<[u8]>, kind: ErrorKind) -> Self {
+        self.answer = Answer::Fail(kind, partial.as_ref().to_vec());
         self
     }
 
@@ -262,7 +279,10 @@ impl Transaction {
     /// The answer, redacted.
     fn answer_text(&self) -> String {
         match &self.answer {
-            Answer::Fail(kind) => format!("fails with {kind:?}"),
+            Answer::Fail(kind, written) if written.is_empty() => format!("fails with {kind:?}"),
+            Answer::Fail(kind, written) => {
+                format!("fails with {kind:?} after {} body bytes", written.len())
+            }
             Answer::Http {
                 status,
                 body,
@@ -539,17 +559,28 @@ impl MockTransport {
                 transaction.expected_request()
             ));
         }
+        // What fits is written first, as a real transport does before it fails.
+        let mut write = |bytes: &[u8]| {
+            let n = bytes.len().min(body.len());
+            if let (Some(dst), Some(src)) = (body.get_mut(..n), bytes.get(..n)) {
+                dst.copy_from_slice(src);
+            }
+            n == bytes.len()
+        };
         match transaction.answer {
-            Answer::Fail(kind) => Err(kind),
+            Answer::Fail(kind, written) => {
+                write(&written);
+                Err(kind)
+            }
             Answer::Http {
                 status,
                 body: answer,
                 retry_after,
                 www_authenticate,
             } => {
-                body.get_mut(..answer.len())
-                    .ok_or(ErrorKind::BufferTooSmall)?
-                    .copy_from_slice(&answer);
+                if !write(&answer) {
+                    return Err(ErrorKind::BufferTooSmall);
+                }
                 let mut response = Response::new(status, answer.len());
                 response.retry_after = retry_after.map(Duration::from_secs);
                 response.bearer_error = www_authenticate.as_deref().and_then(BearerError::parse);
