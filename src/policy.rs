@@ -255,9 +255,14 @@ impl RefreshPolicy {
             _ => (LifetimeSource::Unknown, None),
         };
         // The lifetime counts from the request's send: an answer a cache replayed would live
-        // again from there. The wall clock caps it.
+        // again from there. The wall clock caps it, once it says more than a second less: a
+        // fresh answer reads one second less whenever a wall-clock second began since `iat`
+        // (whole seconds on both sides), and capping those would refresh short tokens twice
+        // as often for nothing.
         let (source, whole_secs) = match (whole_secs, wall_left) {
-            (Some(secs), Some(left)) if left < secs => (LifetimeSource::WallClock, Some(left)),
+            (Some(secs), Some(left)) if left.saturating_add(1) < secs => {
+                (LifetimeSource::WallClock, Some(left))
+            }
             _ => (source, whole_secs),
         };
         let lifetime = match (whole_secs, source) {
@@ -712,6 +717,27 @@ mod tests {
         assert_eq!(
             (lease.source, lease.expires_at),
             (LifetimeSource::IssuedAt, at(799))
+        );
+        // A fresh answer read after a wall-clock second began since `iat` leaves one second
+        // less by the wall clock: that is the clock's resolution, not a stale answer.
+        let next_second = TokenFacts {
+            wall_now: unix(1_000_001),
+            ..replayed
+        };
+        let lease = p.lease(at(500), at(500), &next_second, false, 0).unwrap();
+        assert_eq!(
+            (lease.source, lease.expires_at),
+            (LifetimeSource::IssuedAt, at(799))
+        );
+        // Two seconds less is a capped lease.
+        let older = TokenFacts {
+            wall_now: unix(1_000_002),
+            ..replayed
+        };
+        let lease = p.lease(at(500), at(500), &older, false, 0).unwrap();
+        assert_eq!(
+            (lease.source, lease.expires_at),
+            (LifetimeSource::WallClock, at(797))
         );
         // Past `exp` by the wall clock, or at it: expired, whatever else the answer says.
         for wall in [1_000_300, 1_000_301, 2_000_000] {

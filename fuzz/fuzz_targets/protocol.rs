@@ -1381,7 +1381,13 @@ fn success(
         (Some(exp), Some(wall)) => Some(exp.checked_sub(wall).filter(|&s| s > 0)),
         _ => None,
     };
-    let cap = |secs: u64| wall_left.flatten().map_or(secs, |left| secs.min(left));
+    // Only when it says more than a second less (the wall clock's whole-second resolution).
+    let cap = |secs: u64| {
+        wall_left
+            .flatten()
+            .filter(|&left| left.saturating_add(1) < secs)
+            .map_or(secs, |left| left)
+    };
     let secs: Option<Result<u64, LeaseError>> = match (expires_in, exp, iat, wall_left) {
         (.., Some(None)) => Some(Err(LeaseError::Expired)),
         (Some(e), ..) => Some(Ok(cap(e))),
