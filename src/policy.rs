@@ -195,7 +195,8 @@ pub struct TokenFacts {
     /// The access token's time claims, when it is a readable JWT.
     pub times: Option<TimeClaims>,
     /// The caller's trusted wall clock at the time the token arrived, if it has one. It bounds
-    /// the lease: a token is never kept past its `exp` by this clock.
+    /// the lease: a token is never kept more than a second past its `exp` by this clock (its
+    /// whole-second resolution).
     pub wall_now: Option<UnixTime>,
 }
 
