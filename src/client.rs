@@ -180,26 +180,57 @@ fn restore<T, C: Clock, S: TokenStore, const A: usize, const R: usize>(
     let result = match store.load(scratch) {
         Err(e) => Err(Error::Store(e)),
         Ok(None) => Ok(false),
-        Ok(Some(token)) => {
-            let token = token.trim_ascii();
-            let wall = clock.unix_time();
-            match session.set_refresh_token(clock.now(), token, wall) {
-                Ok(()) => Ok(true),
-                // Blank: nothing stored, and nothing to delete.
-                Err(_) if token.is_empty() => Ok(false),
-                Err(TokenError::Unschedulable(LeaseError::Expired)) => {
-                    log_warn!("token store: the saved refresh token has expired");
-                    store.clear().map(|()| false).map_err(Error::Store)
-                }
-                Err(e) => {
-                    log_warn!("token store: the saved refresh token is unusable: {}", e);
-                    Err(Error::StoredToken(e))
-                }
-            }
-        }
+        Ok(Some(token)) => match adopt_stored(session, clock, token) {
+            Stored::Expired => store.clear().map(|()| false).map_err(Error::Store),
+            stored => stored.into_result(),
+        },
     };
     wipe::bytes(scratch);
     result
+}
+
+/// What [`adopt_stored`] made of a stored refresh token.
+pub(crate) enum Stored {
+    /// The session took it.
+    Loaded,
+    /// Blank: nothing stored, and nothing to delete.
+    Blank,
+    /// Past its own `exp` by the trusted wall clock: clear it from the store.
+    Expired,
+    /// The session cannot use it; it stays in the store.
+    Unusable(TokenError),
+}
+
+impl Stored {
+    /// The result of a restore that did not clear the store.
+    pub(crate) fn into_result<T, S>(self) -> Result<bool, Error<T, S>> {
+        match self {
+            Stored::Loaded => Ok(true),
+            Stored::Blank | Stored::Expired => Ok(false),
+            Stored::Unusable(e) => Err(Error::StoredToken(e)),
+        }
+    }
+}
+
+/// Gives the session a token read from the store, trimmed of surrounding ASCII whitespace.
+pub(crate) fn adopt_stored<C: Clock, const A: usize, const R: usize>(
+    session: &mut Session<'_, A, R>,
+    clock: &C,
+    token: &str,
+) -> Stored {
+    let token = token.trim_ascii();
+    match session.set_refresh_token(clock.now(), token, clock.unix_time()) {
+        Ok(()) => Stored::Loaded,
+        Err(_) if token.is_empty() => Stored::Blank,
+        Err(TokenError::Unschedulable(LeaseError::Expired)) => {
+            log_warn!("token store: the saved refresh token has expired");
+            Stored::Expired
+        }
+        Err(e) => {
+            log_warn!("token store: the saved refresh token is unusable: {}", e);
+            Stored::Unusable(e)
+        }
+    }
 }
 
 /// The blocking driver. See the [module docs](self).

@@ -320,6 +320,15 @@ impl<'r, E> SendStep<'r, E> {
         session.handle_persisted(saved);
     }
 
+    /// Reports that the sleep of the last [`Action::Sleep`] ended after `slept_ms` milliseconds,
+    /// earlier than asked (a driver that also wakes when another caller's refresh ends), so
+    /// that [`Stats::slept_ms`](crate::Stats) counts what was slept.
+    pub fn handle_woken(&mut self, slept_ms: u32) {
+        if let Some(ms) = self.slept.as_mut() {
+            *ms = (*ms).min(slept_ms);
+        }
+    }
+
     /// The call's result: the API's answer, or why there is none. Called before
     /// [`Action::Done`], it abandons the call: [`Error::RetryLater`] with the last failure.
     ///

@@ -102,6 +102,7 @@ pub mod mock;
 pub mod policy;
 pub mod protocol;
 pub mod session;
+pub mod shared;
 pub mod store;
 pub mod time;
 pub mod transport;
@@ -126,6 +127,7 @@ pub use session::{
     ApiVerdict, LoginReason, Output, RefreshError, Secret, Session, SessionError, Stats,
     TokenError, TokenId,
 };
+pub use shared::SharedClient;
 pub use store::{Never, NoStore, TokenStore};
 pub use time::{Duration, Instant, UnixTime};
 #[cfg(feature = "async")]

@@ -1,0 +1,439 @@
+//! The shared client: one session for many threads and tasks, against an in-memory SimpleJWT
+//! server with rotation and blacklisting. Each test is a timeline: who sends when, what the
+//! server saw, and what the session counted.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Barrier, Mutex};
+use std::thread;
+use std::time::Duration as StdDuration;
+
+use jwt_refresh::mock::{MemStore, MockClock, StoreError, TokenBuilder, EPOCH};
+use jwt_refresh::protocol::{Credentials, SimpleJwt};
+use jwt_refresh::shared::{SharedClient, StdRawMutex};
+use jwt_refresh::transport::{Endpoint, ErrorKind, ErrorType, Request, Response, Transport};
+use jwt_refresh::{Clock, Protocol, RefreshPolicy, Session, TokenStore, UnixTime};
+
+const API: Request<'static> = Request::get("/api/protected/");
+
+fn protocol() -> Protocol<'static> {
+    Protocol::SimpleJwt(SimpleJwt {
+        credentials: Some(Credentials {
+            username: "device",
+            password: "pw",
+        }),
+        ..SimpleJwt::default()
+    })
+}
+
+fn policy() -> RefreshPolicy {
+    RefreshPolicy {
+        jitter_permille: 0,
+        first_jitter_permille: 0,
+        ..RefreshPolicy::default()
+    }
+}
+
+/// What the server saw.
+#[derive(Default)]
+struct Seen {
+    logins: u32,
+    refreshes: u32,
+    /// Refreshes that presented a refresh token already rotated away (a second concurrent
+    /// refresh, with rotation and blacklisting on).
+    blacklisted: u32,
+    api_ok: u32,
+    /// API requests with an access token that was not the current one.
+    api_stale: u32,
+}
+
+/// A SimpleJWT server in memory: 5-minute access tokens, rotation and blacklist on; an access
+/// token stops being accepted once a newer one is issued. Token requests take `latency`.
+struct Server {
+    clock: MockClock,
+    latency: StdDuration,
+    state: Mutex<ServerState>,
+}
+
+#[derive(Default)]
+struct ServerState {
+    access: Option<String>,
+    refresh: Option<String>,
+    seen: Seen,
+}
+
+impl Server {
+    fn new(clock: &MockClock, latency_ms: u64) -> Arc<Server> {
+        Arc::new(Server {
+            clock: clock.clone(),
+            latency: StdDuration::from_millis(latency_ms),
+            state: Mutex::new(ServerState::default()),
+        })
+    }
+
+    /// Issues a pair at the clock's time and makes it current.
+    fn issue(&self, state: &mut ServerState) -> String {
+        let at = self.clock.now().as_millis() / 1000;
+        let access = TokenBuilder::access(at, 300).build();
+        let refresh = TokenBuilder::refresh(at, 86_400).build();
+        state.access = Some(access.clone());
+        state.refresh = Some(refresh.clone());
+        format!(r#"{{"access":"{access}","refresh":"{refresh}"}}"#)
+    }
+
+    fn answer(&self, request: &Request<'_>) -> (u16, String) {
+        match request.endpoint {
+            Endpoint::Auth => {
+                thread::sleep(self.latency);
+                let mut state = self.state.lock().unwrap();
+                let body = std::str::from_utf8(request.body).unwrap();
+                if request.path == "/api/token/" {
+                    state.seen.logins += 1;
+                    return (200, self.issue(&mut state));
+                }
+                state.seen.refreshes += 1;
+                let presented = body.split('"').nth(3).unwrap_or_default();
+                if state.refresh.as_deref() == Some(presented) {
+                    (200, self.issue(&mut state))
+                } else {
+                    state.seen.blacklisted += 1;
+                    (
+                        401,
+                        r#"{"detail":"Token is blacklisted","code":"token_not_valid"}"#.into(),
+                    )
+                }
+            }
+            Endpoint::Api => {
+                let bearer = request
+                    .authorization
+                    .and_then(|v| v.strip_prefix("Bearer "))
+                    .unwrap_or_default()
+                    .to_owned();
+                let mut state = self.state.lock().unwrap();
+                if state.access.as_deref() == Some(bearer.as_str()) {
+                    state.seen.api_ok += 1;
+                    (200, "{}".into())
+                } else {
+                    state.seen.api_stale += 1;
+                    (401, r#"{"code":"token_not_valid"}"#.into())
+                }
+            }
+        }
+    }
+
+    fn seen<T>(&self, f: impl FnOnce(&Seen) -> T) -> T {
+        f(&self.state.lock().unwrap().seen)
+    }
+}
+
+/// One caller's connection to the server.
+struct Conn(Arc<Server>);
+
+impl ErrorType for Conn {
+    type Error = ErrorKind;
+}
+
+impl Transport for Conn {
+    fn send(&mut self, request: &Request<'_>, body: &mut [u8]) -> Result<Response, ErrorKind> {
+        let (status, text) = self.0.answer(request);
+        let dst = body
+            .get_mut(..text.len())
+            .ok_or(ErrorKind::BufferTooSmall)?;
+        dst.copy_from_slice(text.as_bytes());
+        Ok(Response::new(status, text.len()))
+    }
+}
+
+impl jwt_refresh::AsyncTransport for Conn {
+    async fn send(
+        &mut self,
+        request: &Request<'_>,
+        body: &mut [u8],
+    ) -> Result<Response, ErrorKind> {
+        Transport::send(self, request, body)
+    }
+}
+
+/// The in-memory store, with saves that take this many milliseconds (a flash page, a file with
+/// fsync), so that other callers poll while one is under way.
+#[derive(Clone)]
+struct SlowStore(MemStore, u64);
+
+impl TokenStore for SlowStore {
+    type Error = StoreError;
+
+    fn load<'b>(&mut self, buf: &'b mut [u8]) -> Result<Option<&'b str>, StoreError> {
+        self.0.load(buf)
+    }
+
+    fn save(&mut self, refresh_token: &str) -> Result<(), StoreError> {
+        thread::sleep(StdDuration::from_millis(self.1));
+        self.0.save(refresh_token)
+    }
+
+    fn clear(&mut self) -> Result<(), StoreError> {
+        self.0.clear()
+    }
+}
+
+type Shared = SharedClient<'static, StdRawMutex, MockClock, SlowStore>;
+
+fn shared(clock: &MockClock, store: &MemStore) -> Shared {
+    shared_saving_in(clock, store, 0)
+}
+
+fn shared_saving_in(clock: &MockClock, store: &MemStore, save_ms: u64) -> Shared {
+    let store = SlowStore(store.clone(), save_ms);
+    SharedClient::new(Session::new(protocol(), policy()), clock.clone(), store)
+}
+
+fn clock() -> MockClock {
+    MockClock::with_wall(UnixTime::from_secs(EPOCH).unwrap())
+}
+
+/// One request from this thread, with its own buffers, transport and delay.
+fn send(client: &Shared, server: &Arc<Server>, clock: &MockClock) -> u16 {
+    let (mut scratch, mut body) = ([0u8; 2048], [0u8; 4096]);
+    let mut delay = clock.clone();
+    let response = client
+        .send(
+            &mut Conn(server.clone()),
+            &mut delay,
+            &API,
+            &mut scratch,
+            &mut body,
+        )
+        .expect("an answer");
+    response.status
+}
+
+#[test]
+fn eight_threads_without_a_token_share_one_login() {
+    let (clock, store) = (clock(), MemStore::new());
+    let server = Server::new(&clock, 50);
+    let client = shared_saving_in(&clock, &store, 20);
+    let start = Barrier::new(8);
+
+    // t=0: eight threads send at once; nobody has a token, the login takes 50 ms and saving
+    // its refresh token 20 ms.
+    let statuses: Vec<u16> = thread::scope(|s| {
+        let handles: Vec<_> = (0..8)
+            .map(|_| {
+                s.spawn(|| {
+                    start.wait();
+                    send(&client, &server, &clock)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+
+    // One thread logged in; the seven others waited for it, then sent with its token.
+    assert_eq!(statuses, [200; 8]);
+    assert_eq!(server.seen(|s| s.logins), 1);
+    assert_eq!(server.seen(|s| (s.api_ok, s.api_stale)), (8, 0));
+    let stats = client.stats();
+    assert_eq!((stats.logins, stats.refreshes, stats.failures), (1, 0, 0));
+    // Its refresh token was saved once, by one caller, while the others waited for the save.
+    assert_eq!(store.saves(), 1);
+    assert!(store.token().is_some());
+}
+
+#[test]
+fn while_one_thread_refreshes_the_others_send_with_the_valid_token() {
+    let (clock, store) = (clock(), MemStore::new());
+    let server = Server::new(&clock, 0);
+    let client = shared(&clock, &store);
+    assert_eq!(send(&client, &server, &clock), 200);
+    let first_access = server.state.lock().unwrap().access.clone().unwrap();
+
+    // t=280 s: the 5-minute token is due for its refresh but valid until t=300 s. The
+    // refresh is held at the server until the other threads have sent.
+    clock.advance_secs(280);
+    let (arrived_tx, arrived_rx) = mpsc::channel::<()>();
+    let (release_tx, release_rx) = mpsc::channel::<()>();
+    let release_rx = Mutex::new(release_rx);
+    let refresher = HoldingConn {
+        server: server.clone(),
+        arrived: arrived_tx,
+        release: &release_rx,
+    };
+    let during = thread::scope(|s| {
+        let refresh = s.spawn(|| {
+            let (mut scratch, mut body) = ([0u8; 2048], [0u8; 4096]);
+            let mut conn = refresher;
+            client
+                .send(&mut conn, &mut clock.clone(), &API, &mut scratch, &mut body)
+                .map(|r| r.status)
+        });
+        arrived_rx.recv().unwrap();
+        // The refresh is in flight: six more requests, each sent at once with the first token.
+        let during: Vec<u16> = (0..6).map(|_| send(&client, &server, &clock)).collect();
+        assert_eq!(
+            server.state.lock().unwrap().access.as_deref(),
+            Some(first_access.as_str())
+        );
+        release_tx.send(()).unwrap();
+        assert_eq!(refresh.join().unwrap().ok(), Some(200));
+        during
+    });
+
+    assert_eq!(during, [200; 6]);
+    assert_eq!(server.seen(|s| (s.refreshes, s.blacklisted)), (1, 0));
+    let stats = client.stats();
+    assert_eq!((stats.logins, stats.refreshes), (1, 1));
+    // The first request, the six, and the refresher's own with the new token.
+    assert_eq!(server.seen(|s| (s.api_ok, s.api_stale)), (8, 0));
+    assert_ne!(
+        server.state.lock().unwrap().access.as_deref(),
+        Some(first_access.as_str())
+    );
+}
+
+/// A connection whose token requests wait at the server until released.
+struct HoldingConn<'r> {
+    server: Arc<Server>,
+    arrived: mpsc::Sender<()>,
+    release: &'r Mutex<mpsc::Receiver<()>>,
+}
+
+impl ErrorType for HoldingConn<'_> {
+    type Error = ErrorKind;
+}
+
+impl Transport for HoldingConn<'_> {
+    fn send(&mut self, request: &Request<'_>, body: &mut [u8]) -> Result<Response, ErrorKind> {
+        if request.endpoint == Endpoint::Auth {
+            self.arrived.send(()).unwrap();
+            self.release.lock().unwrap().recv().unwrap();
+        }
+        Conn(self.server.clone()).send(request, body)
+    }
+}
+
+#[test]
+fn a_401_on_a_token_replaced_meanwhile_is_retried_without_another_refresh() {
+    let (clock, store) = (clock(), MemStore::new());
+    let server = Server::new(&clock, 0);
+    let client = shared(&clock, &store);
+    assert_eq!(send(&client, &server, &clock), 200);
+
+    // Thread A's request with the first token is held at the server...
+    let (arrived_tx, arrived_rx) = mpsc::channel::<()>();
+    let (release_tx, release_rx) = mpsc::channel::<()>();
+    let arrived_tx = Mutex::new(arrived_tx);
+    let release_rx = Mutex::new(release_rx);
+    let holds = AtomicU32::new(1);
+    let a = thread::scope(|s| {
+        let a = s.spawn(|| {
+            let (mut scratch, mut body) = ([0u8; 2048], [0u8; 4096]);
+            let mut conn = HookConn {
+                server: server.clone(),
+                before_api: || {
+                    if holds.fetch_sub(1, Ordering::SeqCst) == 1 {
+                        arrived_tx.lock().unwrap().send(()).unwrap();
+                        release_rx.lock().unwrap().recv().unwrap();
+                    }
+                },
+            };
+            client
+                .send(&mut conn, &mut clock.clone(), &API, &mut scratch, &mut body)
+                .map(|r| r.status)
+        });
+        arrived_rx.recv().unwrap();
+        // ... while thread B, at t=280 s, refreshes: the server now rejects the first token.
+        clock.advance_secs(280);
+        assert_eq!(send(&client, &server, &clock), 200);
+        release_tx.send(()).unwrap();
+        a.join().unwrap()
+    });
+
+    // A got a 401 for the replaced token and sent again with B's, without a refresh of its own.
+    assert_eq!(a.ok(), Some(200));
+    assert_eq!(server.seen(|s| (s.refreshes, s.api_stale)), (1, 1));
+    let stats = client.stats();
+    assert_eq!((stats.logins, stats.refreshes, stats.retries), (1, 1, 1));
+}
+
+/// A connection that runs `before_api` before each API request.
+struct HookConn<F> {
+    server: Arc<Server>,
+    before_api: F,
+}
+
+impl<F> ErrorType for HookConn<F> {
+    type Error = ErrorKind;
+}
+
+impl<F: FnMut()> Transport for HookConn<F> {
+    fn send(&mut self, request: &Request<'_>, body: &mut [u8]) -> Result<Response, ErrorKind> {
+        if request.endpoint == Endpoint::Api {
+            (self.before_api)();
+        }
+        Conn(self.server.clone()).send(request, body)
+    }
+}
+
+#[test]
+fn many_threads_across_many_expiries_refresh_once_per_lifetime() {
+    let (clock, store) = (clock(), MemStore::new());
+    let server = Server::new(&clock, 1);
+    let client = shared(&clock, &store);
+
+    // Eight threads send 40 requests each while the test moves the clock 30 s between rounds:
+    // 20 minutes, four token lifetimes.
+    let statuses: Vec<Vec<u16>> = thread::scope(|s| {
+        let threads: Vec<_> = (0..8)
+            .map(|_| {
+                s.spawn(|| {
+                    (0..40)
+                        .map(|_| {
+                            thread::yield_now();
+                            send(&client, &server, &clock)
+                        })
+                        .collect()
+                })
+            })
+            .collect();
+        while !threads.iter().all(|t| t.is_finished()) {
+            thread::sleep(StdDuration::from_millis(2));
+            if clock.now().as_millis() < 1_200_000 {
+                clock.advance_secs(30);
+            }
+        }
+        threads.into_iter().map(|t| t.join().unwrap()).collect()
+    });
+    assert!(statuses.iter().flatten().all(|&status| status == 200));
+
+    let (logins, refreshes, blacklisted, stale) =
+        server.seen(|s| (s.logins, s.refreshes, s.blacklisted, s.api_stale));
+    assert_eq!((logins, blacklisted), (1, 0));
+    // One refresh per token lifetime reached (at most 1,200 s / 270 s, so 4, plus one), never two at once.
+    assert!(refreshes <= 5, "{refreshes} refreshes");
+    // A 401 happens only to a request sent with the token that a refresh replaced meanwhile;
+    // each was retried (every request above got its 200).
+    assert_eq!(client.stats().retries, stale);
+    assert_eq!(store.saves(), 1 + refreshes);
+}
+
+#[test]
+fn a_scratch_buffer_too_small_for_the_authorization_copy_is_an_error() {
+    let (clock, store) = (clock(), MemStore::new());
+    let server = Server::new(&clock, 0);
+    let client = shared(&clock, &store);
+    let (mut scratch, mut body) = ([0u8; 64], [0u8; 4096]);
+    let err = client
+        .send(
+            &mut Conn(server.clone()),
+            &mut clock.clone(),
+            &API,
+            &mut scratch,
+            &mut body,
+        )
+        .unwrap_err();
+    assert!(matches!(
+        err,
+        jwt_refresh::Error::Fatal(jwt_refresh::SessionError::BufferTooSmall(_))
+    ));
+    assert_eq!(server.seen(|s| s.logins), 0);
+}
