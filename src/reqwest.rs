@@ -36,7 +36,10 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 ///   covering the connection, the request and the whole answer.
 /// - Token requests go through a client that keeps no idle connection, so a login or refresh
 ///   (which the server may act on, rotating the refresh token) never goes out on a kept-alive
-///   connection that the server has closed meanwhile. API requests reuse connections.
+///   connection that the server has closed meanwhile. API requests reuse connections: one
+///   that meets a connection the server closed at that moment fails with
+///   [`ErrorKind::Other`], which `send` returns as a retryable
+///   [`Error::Transport`](crate::Error::Transport).
 /// - The `Authorization` value is marked sensitive; `Debug` shows the base URLs and the
 ///   timeout only, and errors carry no URL.
 ///
