@@ -70,6 +70,10 @@
 //! # Features
 //! - `defmt`: `defmt::Format` for the public types. Errors, claims and session state never
 //!   contain token text.
+//! - `embassy-sync`: `shared::EmbassyRawMutex`, the [`SharedClient`] for embassy tasks on
+//!   embassy-sync's blocking mutex (no std, no alloc).
+//! - `reqwest` (host only): the module `reqwest` with `ReqwestTransport`, a ready
+//!   `AsyncTransport` over reqwest, and `TokioDelay`, to run `AsyncClient` on tokio.
 
 #![cfg_attr(not(feature = "std"), no_std)]
 #![forbid(unsafe_code)]
@@ -101,6 +105,8 @@ mod json;
 pub mod mock;
 pub mod policy;
 pub mod protocol;
+#[cfg(feature = "reqwest")]
+pub mod reqwest;
 pub mod session;
 pub mod shared;
 pub mod store;
