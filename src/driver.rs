@@ -167,6 +167,7 @@ impl<'r, E> SendStep<'r, E> {
             return self.end(Err(Error::RetryLater { last: self.last }));
         }
         self.steps = self.steps.saturating_add(1);
+        let in_flight = session.is_refreshing();
         match session.poll(now, scratch) {
             Output::Send {
                 authorization,
@@ -189,6 +190,15 @@ impl<'r, E> SendStep<'r, E> {
             },
             Output::Persist(token) => Action::Save(token),
             Output::Timeout(at) => {
+                // Another caller's refresh or login is in flight (a shared session) and its
+                // timeout lies beyond `max_wait`: wait for it until `max_wait`, since it may
+                // well end sooner.
+                let deadline = self.start.saturating_add(self.config.max_wait);
+                let at = if at > deadline && now < deadline && in_flight {
+                    deadline
+                } else {
+                    at
+                };
                 if at.saturating_duration_since(self.start) > self.config.max_wait {
                     return self.end(Err(Error::RetryLater { last: self.last }));
                 }

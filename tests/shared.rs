@@ -26,10 +26,13 @@ fn protocol() -> Protocol<'static> {
     })
 }
 
+/// No jitter; a token request counts as unanswered after 5 minutes of the mock clock, which
+/// the tests below move by 10-30 s every few milliseconds while requests take real time.
 fn policy() -> RefreshPolicy {
     RefreshPolicy {
         jitter_permille: 0,
         first_jitter_permille: 0,
+        request_timeout: jwt_refresh::Duration::from_secs(300),
         ..RefreshPolicy::default()
     }
 }
@@ -380,16 +383,20 @@ fn many_threads_across_many_expiries_refresh_once_per_lifetime() {
     let server = Server::new(&clock, 1);
     let client = shared(&clock, &store);
 
-    // Eight threads send 40 requests each while the test moves the clock 30 s between rounds:
-    // 20 minutes, four token lifetimes.
+    // Eight threads send 40 requests each, one per 30 s of the clock, which the test moves 30 s
+    // every 2 ms: 20 minutes, four token lifetimes.
     let statuses: Vec<Vec<u16>> = thread::scope(|s| {
         let threads: Vec<_> = (0..8)
             .map(|_| {
                 s.spawn(|| {
                     (0..40)
                         .map(|_| {
-                            thread::yield_now();
-                            send(&client, &server, &clock)
+                            let next = clock.now().as_millis() + 30_000;
+                            let status = send(&client, &server, &clock);
+                            while clock.now().as_millis() < next {
+                                thread::sleep(StdDuration::from_millis(1));
+                            }
+                            status
                         })
                         .collect()
                 })
@@ -397,9 +404,7 @@ fn many_threads_across_many_expiries_refresh_once_per_lifetime() {
             .collect();
         while !threads.iter().all(|t| t.is_finished()) {
             thread::sleep(StdDuration::from_millis(2));
-            if clock.now().as_millis() < 1_200_000 {
-                clock.advance_secs(30);
-            }
+            clock.advance_secs(30);
         }
         threads.into_iter().map(|t| t.join().unwrap()).collect()
     });
@@ -408,8 +413,13 @@ fn many_threads_across_many_expiries_refresh_once_per_lifetime() {
     let (logins, refreshes, blacklisted, stale) =
         server.seen(|s| (s.logins, s.refreshes, s.blacklisted, s.api_stale));
     assert_eq!((logins, blacklisted), (1, 0));
-    // One refresh per token lifetime reached (at most 1,200 s / 270 s, so 4, plus one), never two at once.
-    assert!(refreshes <= 5, "{refreshes} refreshes");
+    // One refresh per token lifetime (a refresh is due every 270 s): never two at once.
+    let elapsed = clock.now().as_millis() / 1000;
+    assert!(elapsed >= 1_200, "{elapsed} s");
+    assert!(
+        (3..=elapsed / 270 + 1).contains(&u64::from(refreshes)),
+        "{refreshes} refreshes in {elapsed} s"
+    );
     // A 401 happens only to a request sent with the token that a refresh replaced meanwhile;
     // each was retried (every request above got its 200).
     assert_eq!(client.stats().retries, stale);
@@ -436,4 +446,225 @@ fn a_scratch_buffer_too_small_for_the_authorization_copy_is_an_error() {
         jwt_refresh::Error::Fatal(jwt_refresh::SessionError::BufferTooSmall(_))
     ));
     assert_eq!(server.seen(|s| s.logins), 0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tasks: tokio (std mutex) and embassy-sync (one executor, no std needed)
+
+/// One task's connection: token requests take `latency` of tokio time, or yield once to the
+/// executor when there is no runtime (`None`).
+struct AsyncConn {
+    server: Arc<Server>,
+    tokio_latency: Option<StdDuration>,
+    /// Token requests never get an answer (a hung connection).
+    hang: bool,
+}
+
+impl ErrorType for AsyncConn {
+    type Error = ErrorKind;
+}
+
+impl jwt_refresh::AsyncTransport for AsyncConn {
+    async fn send(
+        &mut self,
+        request: &Request<'_>,
+        body: &mut [u8],
+    ) -> Result<Response, ErrorKind> {
+        if request.endpoint == Endpoint::Auth {
+            if self.hang {
+                std::future::pending::<()>().await;
+            }
+            match self.tokio_latency {
+                Some(latency) => tokio::time::sleep(latency).await,
+                None => YieldOnce(false).await,
+            }
+        }
+        Transport::send(&mut Conn(self.server.clone()), request, body)
+    }
+}
+
+/// A delay that sleeps in tokio's time while the test moves the mock clock: waiting callers
+/// really wait, as with a timer (the mock clock's own delay would move the clock instead).
+struct TokioSleep;
+
+impl embedded_hal_async::delay::DelayNs for TokioSleep {
+    async fn delay_ns(&mut self, ns: u32) {
+        tokio::time::sleep(StdDuration::from_nanos(u64::from(ns))).await;
+    }
+}
+
+/// A delay that never ends: a waiting task wakes only when the refresh it waits for ends.
+struct Forever;
+
+impl embedded_hal_async::delay::DelayNs for Forever {
+    async fn delay_ns(&mut self, _ns: u32) {
+        std::future::pending::<()>().await;
+    }
+}
+
+/// Returns `Pending` once (waking itself), so that the executor runs the other tasks.
+struct YieldOnce(bool);
+
+impl std::future::Future for YieldOnce {
+    type Output = ();
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        if std::mem::replace(&mut self.0, true) {
+            return std::task::Poll::Ready(());
+        }
+        cx.waker().wake_by_ref();
+        std::task::Poll::Pending
+    }
+}
+
+async fn send_async<M: jwt_refresh::shared::RawMutex>(
+    client: &SharedClient<'static, M, MockClock, SlowStore>,
+    conn: &mut AsyncConn,
+    mut delay: impl embedded_hal_async::delay::DelayNs,
+) -> Result<u16, jwt_refresh::Error<ErrorKind, StoreError>> {
+    let (mut scratch, mut body) = ([0u8; 2048], [0u8; 4096]);
+    client
+        .send_async(conn, &mut delay, &API, &mut scratch, &mut body)
+        .await
+        .map(|r| r.status)
+}
+
+#[test]
+fn a_hundred_tokio_tasks_share_one_login_and_one_refresh_per_lifetime() {
+    let (clock, store) = (clock(), MemStore::new());
+    let server = Server::new(&clock, 0);
+    let client = Arc::new(shared(&clock, &store));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_time()
+        .build()
+        .unwrap();
+
+    // 100 tasks, 20 requests each (one per 60 s of the clock), spawned at once without a token;
+    // a login or refresh takes 1 ms. The test moves the clock 10 s every 5 ms: 20 minutes, four
+    // token lifetimes.
+    let statuses: Vec<u16> = runtime.block_on(async {
+        let tasks: Vec<_> = (0..100)
+            .map(|_| {
+                let (client, server, clock) = (client.clone(), server.clone(), clock.clone());
+                tokio::spawn(async move {
+                    let mut conn = AsyncConn {
+                        server,
+                        tokio_latency: Some(StdDuration::from_millis(1)),
+                        hang: false,
+                    };
+                    let mut statuses = Vec::new();
+                    for _ in 0..20 {
+                        let next = clock.now().as_millis() + 60_000;
+                        statuses.push(send_async(&client, &mut conn, TokioSleep).await.unwrap());
+                        while clock.now().as_millis() < next {
+                            tokio::time::sleep(StdDuration::from_millis(1)).await;
+                        }
+                    }
+                    statuses
+                })
+            })
+            .collect();
+        while !tasks.iter().all(|t| t.is_finished()) {
+            tokio::time::sleep(StdDuration::from_millis(5)).await;
+            clock.advance_secs(10);
+        }
+        let mut all = Vec::new();
+        for task in tasks {
+            all.extend(task.await.unwrap());
+        }
+        all
+    });
+
+    assert_eq!(statuses.len(), 2000);
+    assert!(statuses.iter().all(|&status| status == 200));
+    let (logins, refreshes, blacklisted) = server.seen(|s| (s.logins, s.refreshes, s.blacklisted));
+    assert_eq!((logins, blacklisted), (1, 0));
+    let elapsed = clock.now().as_millis() / 1000;
+    assert!(elapsed >= 1_200, "{elapsed} s");
+    assert!(
+        (3..=elapsed / 270 + 1).contains(&u64::from(refreshes)),
+        "{refreshes} refreshes in {elapsed} s"
+    );
+    assert_eq!(client.stats().refreshes, refreshes);
+}
+
+#[test]
+fn a_task_cancelled_mid_login_lets_the_next_one_log_in() {
+    let (clock, store) = (clock(), MemStore::new());
+    let server = Server::new(&clock, 0);
+    let client = shared(&clock, &store);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+
+    runtime.block_on(async {
+        // Task A starts the login on a connection that never answers, and is cancelled.
+        let mut hung = AsyncConn {
+            server: server.clone(),
+            tokio_latency: None,
+            hang: true,
+        };
+        let cancelled = tokio::time::timeout(
+            StdDuration::from_millis(20),
+            send_async(&client, &mut hung, clock.clone()),
+        )
+        .await;
+        assert!(cancelled.is_err());
+        assert!(!client.session(|s| s.is_refreshing()).unwrap());
+
+        // Task B: the session counted A's login as unanswered and backs off (the mock delay
+        // moves the clock), then B logs in and sends.
+        let mut conn = AsyncConn {
+            server: server.clone(),
+            tokio_latency: None,
+            hang: false,
+        };
+        assert_eq!(
+            send_async(&client, &mut conn, clock.clone()).await.ok(),
+            Some(200)
+        );
+    });
+    assert_eq!(server.seen(|s| s.logins), 1);
+    let stats = client.stats();
+    assert_eq!((stats.logins, stats.failures), (1, 1));
+}
+
+#[test]
+fn two_embassy_tasks_on_one_executor_share_one_login() {
+    use embassy_sync::blocking_mutex::raw::NoopRawMutex;
+    use jwt_refresh::shared::EmbassyRawMutex;
+
+    let (clock, store) = (clock(), MemStore::new());
+    let server = Server::new(&clock, 0);
+    let client: SharedClient<'static, EmbassyRawMutex<NoopRawMutex>, MockClock, SlowStore> =
+        SharedClient::new(
+            Session::new(protocol(), policy()),
+            clock.clone(),
+            SlowStore(store.clone(), 0),
+        );
+    let conn = || AsyncConn {
+        server: server.clone(),
+        tokio_latency: None,
+        hang: false,
+    };
+    let (mut uplink, mut poller) = (conn(), conn());
+
+    // An MQTT uplink and an HTTP poller start together without a token: the uplink's login
+    // yields to the executor, the poller waits for it instead of logging in too. Their delays
+    // never end, so the poller can only have been woken by the login's end.
+    let (a, b) = pollster::block_on(async {
+        tokio::join!(
+            send_async(&client, &mut uplink, Forever),
+            send_async(&client, &mut poller, Forever)
+        )
+    });
+
+    assert_eq!((a.ok(), b.ok()), (Some(200), Some(200)));
+    assert_eq!(server.seen(|s| (s.logins, s.api_ok)), (1, 2));
+    assert_eq!(store.saves(), 1);
 }
