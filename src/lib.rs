@@ -113,7 +113,7 @@ pub use client::{Client, ClientConfig, Error};
 pub use client_async::AsyncClient;
 pub use clock::Clock;
 #[cfg(feature = "std")]
-pub use clock::SystemClock;
+pub use clock::{StdDelay, SystemClock};
 pub use driver::{Action, SendStep};
 // Every type in the public signatures of `Session`, `Client`, `AsyncClient` and `SendStep`
 // is reachable from the crate root.
@@ -126,6 +126,8 @@ pub use session::{
     ApiVerdict, LoginReason, Output, RefreshError, Secret, Session, SessionError, Stats,
     TokenError, TokenId,
 };
+#[cfg(feature = "std")]
+pub use store::FileStore;
 pub use store::{Never, NoStore, TokenStore};
 pub use time::{Duration, Instant, UnixTime};
 #[cfg(feature = "async")]
