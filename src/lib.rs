@@ -22,6 +22,8 @@
 //!   those actions with your [`Transport`], [`Clock`], delay and [`TokenStore`]; an RTOS task
 //!   or an executor of your own can drive the step too.
 //! - [`time`]: [`Instant`] and [`Duration`] on the caller's monotonic clock, [`UnixTime`].
+//! - `ureq` (feature `ureq`, host only): `UreqTransport`, a ready blocking [`Transport`] over
+//!   ureq 3.
 //! - `mock` (feature `mock`, host only): a kit for unit-testing your own code that uses the
 //!   client: a transport mock with expectations, a clock the test moves, an in-memory store,
 //!   a JWT builder and canned server answers.
@@ -70,6 +72,10 @@
 //! # Features
 //! - `defmt`: `defmt::Format` for the public types. Errors, claims and session state never
 //!   contain token text.
+//! - `std` (host only): `SystemClock`, `StdDelay` (a `DelayNs` over `thread::sleep`) and
+//!   `FileStore` (the refresh token in a file, replaced atomically).
+//! - `ureq` (host only, implies `std`): `ureq::UreqTransport`. Plain `http://` unless your own
+//!   `Cargo.toml` turns on ureq's `rustls` or `native-tls` feature.
 
 #![cfg_attr(not(feature = "std"), no_std)]
 #![forbid(unsafe_code)]
@@ -105,6 +111,8 @@ pub mod session;
 pub mod store;
 pub mod time;
 pub mod transport;
+#[cfg(feature = "ureq")]
+pub mod ureq;
 mod wipe;
 
 pub use claims::{ClaimName, Claims, DecodeError, TimeClaims};
