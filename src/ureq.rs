@@ -144,11 +144,6 @@ impl UreqTransport {
         })
     }
 
-    /// The agent that sends API requests (it keeps idle connections for reuse).
-    pub fn api_agent(&self) -> &Agent {
-        &self.api
-    }
-
     /// The base URL of API requests, without a trailing slash.
     pub fn api_base(&self) -> &str {
         &self.api_base

@@ -696,6 +696,7 @@ fn requests_carry_the_method_path_and_headers_under_the_base_prefix() {
     let base = format!("{}/v1/", server.url());
     let mut http = transport(&base, StdDuration::from_secs(5));
     assert_eq!(http.api_base(), format!("{}/v1", server.url()));
+    assert_eq!(http.auth_base(), http.api_base());
     let mut body = [0u8; 16];
     for (method, path) in [
         (Method::Delete, "/items/7"),
