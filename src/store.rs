@@ -81,7 +81,9 @@ impl TokenStore for NoStore {
 ///   left exactly as it was.
 /// - [`clear`](TokenStore::clear) removes the file; a missing file is fine.
 ///
-/// `Debug` shows the path, never the token.
+/// Use one store per file: two processes saving the same file at once share the temporary
+/// file's name and could rename each other's half-written one. `Debug` shows the path, never
+/// the token.
 ///
 /// ```no_run
 /// use jwt_refresh::{FileStore, TokenStore};
