@@ -2,7 +2,7 @@
 //!
 //! Only the drivers call it; the [`Session`](crate::Session) is handed `now` instead. On a
 //! microcontroller, back it with SysTick or an RTC counter; on a host, [`SystemClock`] (feature
-//! `std`).
+//! `std`), with [`StdDelay`] as the blocking driver's sleep.
 
 use crate::time::{Instant, UnixTime};
 
@@ -82,6 +82,28 @@ impl Clock for SystemClock {
     }
 }
 
+/// The blocking driver's sleep on a host: an `embedded_hal::delay::DelayNs` over
+/// `std::thread::sleep` (feature `std`). It sleeps at least as long as asked, as the OS allows.
+#[cfg(feature = "std")]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StdDelay;
+
+#[cfg(feature = "std")]
+impl embedded_hal::delay::DelayNs for StdDelay {
+    fn delay_ns(&mut self, ns: u32) {
+        std::thread::sleep(std::time::Duration::from_nanos(u64::from(ns)));
+    }
+
+    // One sleep each, not the trait's chunks of `delay_ns`.
+    fn delay_us(&mut self, us: u32) {
+        std::thread::sleep(std::time::Duration::from_micros(u64::from(us)));
+    }
+
+    fn delay_ms(&mut self, ms: u32) {
+        std::thread::sleep(std::time::Duration::from_millis(u64::from(ms)));
+    }
+}
+
 #[cfg(all(test, feature = "std"))]
 mod tests {
     use super::*;
@@ -96,5 +118,18 @@ mod tests {
             .unix_time()
             .is_some_and(|t| t.as_secs() > 1_700_000_000));
         assert_eq!(SystemClock::monotonic_only().unix_time(), None);
+    }
+
+    #[test]
+    fn std_delay_sleeps_at_least_as_long_as_asked() {
+        use embedded_hal::delay::DelayNs;
+        let clock = SystemClock::new();
+        let mut delay = StdDelay;
+        let start = clock.now();
+        delay.delay_ms(3);
+        delay.delay_us(2_000);
+        delay.delay_ns(1_000_000);
+        // A lower bound only: sleeping never ends early, however loaded the machine.
+        assert!(clock.now().saturating_duration_since(start).as_millis() >= 6);
     }
 }

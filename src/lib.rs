@@ -22,6 +22,8 @@
 //!   those actions with your [`Transport`], [`Clock`], delay and [`TokenStore`]; an RTOS task
 //!   or an executor of your own can drive the step too.
 //! - [`time`]: [`Instant`] and [`Duration`] on the caller's monotonic clock, [`UnixTime`].
+//! - `ureq` (feature `ureq`, host only): `UreqTransport`, a ready blocking [`Transport`] over
+//!   ureq 3.
 //! - `mock` (feature `mock`, host only): a kit for unit-testing your own code that uses the
 //!   client: a transport mock with expectations, a clock the test moves, an in-memory store,
 //!   a JWT builder and canned server answers.
@@ -74,6 +76,10 @@
 //!   embassy-sync's blocking mutex (no std, no alloc).
 //! - `reqwest` (host only): the module `reqwest` with `ReqwestTransport`, a ready
 //!   `AsyncTransport` over reqwest, and `TokioDelay`, to run `AsyncClient` on tokio.
+//! - `std` (host only): `SystemClock`, `StdDelay` (a `DelayNs` over `thread::sleep`) and
+//!   `FileStore` (the refresh token in a file, replaced atomically).
+//! - `ureq` (host only, implies `std`): `ureq::UreqTransport`. Plain `http://` unless your own
+//!   `Cargo.toml` turns on ureq's `rustls` or `native-tls` feature.
 
 #![cfg_attr(not(feature = "std"), no_std)]
 #![forbid(unsafe_code)]
@@ -112,6 +118,8 @@ pub mod shared;
 pub mod store;
 pub mod time;
 pub mod transport;
+#[cfg(feature = "ureq")]
+pub mod ureq;
 mod wipe;
 
 pub use claims::{ClaimName, Claims, DecodeError, TimeClaims};
@@ -120,7 +128,7 @@ pub use client::{Client, ClientConfig, Error};
 pub use client_async::AsyncClient;
 pub use clock::Clock;
 #[cfg(feature = "std")]
-pub use clock::SystemClock;
+pub use clock::{StdDelay, SystemClock};
 pub use driver::{Action, SendStep};
 // Every type in the public signatures of `Session`, `Client`, `AsyncClient` and `SendStep`
 // is reachable from the crate root.
@@ -134,6 +142,8 @@ pub use session::{
     TokenError, TokenId,
 };
 pub use shared::SharedClient;
+#[cfg(feature = "std")]
+pub use store::FileStore;
 pub use store::{Never, NoStore, TokenStore};
 pub use time::{Duration, Instant, UnixTime};
 #[cfg(feature = "async")]

@@ -28,14 +28,13 @@ use std::sync::Arc;
 use std::thread;
 use std::time::Duration as StdDuration;
 
-use embedded_hal::delay::DelayNs;
 use faults::{ByteFault, Fault, FaultInjector, FaultProxy, Rule, When};
 use jwt_refresh::mock::MemStore;
 use jwt_refresh::protocol::{Credentials, SimpleJwt};
 use jwt_refresh::transport::{Endpoint, ErrorKind, Request};
 use jwt_refresh::{
     Client, ClientConfig, EndpointError, Error, Protocol, RefreshError, RefreshPolicy, Session,
-    SystemClock, TokenError,
+    StdDelay, SystemClock, TokenError,
 };
 use server::{
     EventKind, Fault as ServerFault, FaultAction, Framing, Server, ServerConfig, PROTECTED_PATH,
@@ -485,17 +484,6 @@ fn matrix() -> Vec<Case> {
 // ---------------------------------------------------------------------------------------------
 // Running a case
 // ---------------------------------------------------------------------------------------------
-
-struct StdDelay;
-
-impl DelayNs for StdDelay {
-    fn delay_ns(&mut self, ns: u32) {
-        thread::sleep(StdDuration::from_nanos(u64::from(ns)));
-    }
-    fn delay_ms(&mut self, ms: u32) {
-        thread::sleep(StdDuration::from_millis(u64::from(ms)));
-    }
-}
 
 fn protocol(with_login: bool) -> Protocol<'static> {
     Protocol::SimpleJwt(SimpleJwt {

@@ -16,11 +16,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration as StdDuration;
 
-use embedded_hal::delay::DelayNs;
 use jwt_refresh::policy::TokenFacts;
 use jwt_refresh::protocol::{ClientAuth, Credentials, OAuth2, OAuth2Login, SimpleJwt};
 use jwt_refresh::{
-    Client, Clock, Error, Protocol, RefreshPolicy, Request, Session, SystemClock, TokenStore,
+    Client, Clock, Error, FileStore, Protocol, RefreshPolicy, Request, Session, StdDelay,
+    SystemClock, TokenStore,
 };
 use transport::{BaseUrl, StdHttp};
 
@@ -121,46 +121,6 @@ fn parse_args(mut argv: impl Iterator<Item = String>) -> Result<Args, String> {
     Ok(args)
 }
 
-/// The refresh token in a file, replaced atomically (write, sync, rename).
-struct FileStore(PathBuf);
-
-impl TokenStore for FileStore {
-    type Error = std::io::Error;
-
-    fn load<'b>(&mut self, buf: &'b mut [u8]) -> Result<Option<&'b str>, std::io::Error> {
-        let text = match std::fs::read_to_string(&self.0) {
-            Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(e),
-        };
-        let token = text.trim();
-        if token.is_empty() {
-            return Ok(None);
-        }
-        let dst = buf.get_mut(..token.len()).ok_or_else(|| {
-            std::io::Error::new(std::io::ErrorKind::InvalidData, "stored token too long")
-        })?;
-        dst.copy_from_slice(token.as_bytes());
-        Ok(std::str::from_utf8(dst).ok())
-    }
-
-    fn save(&mut self, refresh_token: &str) -> Result<(), std::io::Error> {
-        use std::io::Write;
-        let tmp = self.0.with_extension("tmp");
-        let mut file = std::fs::File::create(&tmp)?;
-        file.write_all(refresh_token.as_bytes())?;
-        file.sync_all()?;
-        std::fs::rename(tmp, &self.0)
-    }
-
-    fn clear(&mut self) -> Result<(), std::io::Error> {
-        match std::fs::remove_file(&self.0) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
-            _ => Ok(()),
-        }
-    }
-}
-
 /// Either a file store or none, as one type for the client.
 enum Store {
     File(FileStore),
@@ -189,15 +149,6 @@ impl TokenStore for Store {
             Store::File(f) => f.clear(),
             Store::None => Ok(()),
         }
-    }
-}
-
-/// Sleeps for real.
-struct StdDelay;
-
-impl DelayNs for StdDelay {
-    fn delay_ns(&mut self, ns: u32) {
-        std::thread::sleep(StdDuration::from_nanos(u64::from(ns)));
     }
 }
 
@@ -291,7 +242,7 @@ fn run(args: &Args, api: BaseUrl, auth: BaseUrl) -> Result<bool, String> {
             .map_err(|e| format!("--refresh-token: {e}"))?;
     }
     let store = match &args.store {
-        Some(path) => Store::File(FileStore(path.clone())),
+        Some(path) => Store::File(FileStore::new(path)),
         None => Store::None,
     };
     let mut scratch = [0u8; 4096];
