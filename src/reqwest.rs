@@ -77,6 +77,9 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 /// # Ok(())
 /// # }
 /// ```
+///
+/// Cloning is cheap (reqwest's clients are shared handles): give each task its own clone.
+#[derive(Clone)]
 pub struct ReqwestTransport {
     api: Target,
     auth: Target,
@@ -84,6 +87,7 @@ pub struct ReqwestTransport {
 }
 
 /// A base URL and the client that sends to it.
+#[derive(Clone)]
 struct Target {
     client: ::reqwest::Client,
     /// Without a trailing slash.

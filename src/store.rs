@@ -64,6 +64,32 @@ impl TokenStore for NoStore {
     }
 }
 
+/// A store chosen at run time: `None` keeps nothing, as [`NoStore`] does.
+impl<S: TokenStore> TokenStore for Option<S> {
+    type Error = S::Error;
+
+    fn load<'b>(&mut self, buf: &'b mut [u8]) -> Result<Option<&'b str>, S::Error> {
+        match self {
+            Some(store) => store.load(buf),
+            None => Ok(None),
+        }
+    }
+
+    fn save(&mut self, refresh_token: &str) -> Result<(), S::Error> {
+        match self {
+            Some(store) => store.save(refresh_token),
+            None => Ok(()),
+        }
+    }
+
+    fn clear(&mut self) -> Result<(), S::Error> {
+        match self {
+            Some(store) => store.clear(),
+            None => Ok(()),
+        }
+    }
+}
+
 /// The refresh token in a file (feature `std`), for hosts and Linux gateways.
 ///
 /// - [`save`](TokenStore::save) writes the token to a temporary file next to the target

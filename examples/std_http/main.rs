@@ -6,7 +6,14 @@
 //!     [--login-path P] [--refresh-path P] [--username U --password P]
 //!     [--client-id ID [--client-secret S] [--basic-auth]] [--access-token T --refresh-token R]
 //!     [--store FILE] [--path P] [--requests N] [--interval-ms M] [--seed N]
+//!     [--transport std|ureq] [--concurrency N]
 //! ```
+//!
+//! `--transport ureq` sends through the crate's `UreqTransport` (build with `--features ureq`)
+//! instead of this example's own `TcpStream` transport. `--concurrency N` runs N threads, each
+//! sending `--requests` requests `--interval-ms` apart through one `SharedClient`; the summary
+//! line then counts all threads' requests, and `refreshes` and `logins` are the shared
+//! session's.
 //!
 //! Exit status: 0 when every request got a 2xx answer, 1 otherwise, 2 on a usage error.
 
@@ -14,20 +21,26 @@ mod transport;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration as StdDuration;
 
 use jwt_refresh::policy::TokenFacts;
 use jwt_refresh::protocol::{ClientAuth, Credentials, OAuth2, OAuth2Login, SimpleJwt};
+use jwt_refresh::shared::{SharedClient, StdRawMutex};
+#[cfg(feature = "ureq")]
+use jwt_refresh::ureq::UreqTransport;
 use jwt_refresh::{
-    Client, Clock, Error, FileStore, Protocol, RefreshPolicy, Request, Session, StdDelay,
-    SystemClock, TokenStore,
+    Client, Clock, Error, FileStore, Instant, Protocol, RefreshPolicy, Request, Response, Session,
+    Stats, StdDelay, SystemClock, TokenStore, Transport,
 };
 use transport::{BaseUrl, StdHttp};
 
 const USAGE: &str = "usage: std_http [--protocol simplejwt|oauth2] --api URL [--auth URL]
     [--login-path P] [--refresh-path P] [--username U --password P]
     [--client-id ID [--client-secret S] [--basic-auth]] [--access-token T --refresh-token R]
-    [--store FILE] [--path P] [--requests N] [--interval-ms M] [--seed N]";
+    [--store FILE] [--path P] [--requests N] [--interval-ms M] [--seed N]
+    [--transport std|ureq] [--concurrency N]";
 
 #[derive(Debug, Default)]
 struct Args {
@@ -48,6 +61,8 @@ struct Args {
     requests: u32,
     interval_ms: u64,
     seed: Option<u64>,
+    ureq: bool,
+    concurrency: u32,
 }
 
 fn parse_args(mut argv: impl Iterator<Item = String>) -> Result<Args, String> {
@@ -55,6 +70,7 @@ fn parse_args(mut argv: impl Iterator<Item = String>) -> Result<Args, String> {
         path: "/api/protected/".into(),
         requests: 10,
         interval_ms: 1000,
+        concurrency: 1,
         ..Args::default()
     };
     let mut api = None;
@@ -88,6 +104,18 @@ fn parse_args(mut argv: impl Iterator<Item = String>) -> Result<Args, String> {
                     .map_err(|_| "--interval-ms takes a number")?
             }
             "--seed" => args.seed = Some(value()?.parse().map_err(|_| "--seed takes a number")?),
+            "--transport" => match value()?.as_str() {
+                "std" => args.ureq = false,
+                "ureq" => args.ureq = true,
+                other => return Err(format!("unknown transport {other}")),
+            },
+            "--concurrency" => {
+                args.concurrency = value()?
+                    .parse()
+                    .ok()
+                    .filter(|&n| n > 0)
+                    .ok_or("--concurrency takes a number of threads, 1 or more")?
+            }
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument {other}")),
         }
@@ -245,16 +273,112 @@ fn run(args: &Args, api: BaseUrl, auth: BaseUrl) -> Result<bool, String> {
         Some(path) => Store::File(FileStore::new(path)),
         None => Store::None,
     };
+    let provisioned = args.access_token.is_some() || args.refresh_token.is_some();
+    if args.ureq {
+        #[cfg(feature = "ureq")]
+        {
+            let auth_base = args.auth.as_deref().unwrap_or(&args.api);
+            let ureq = UreqTransport::new(&args.api, auth_base).map_err(|e| e.to_string())?;
+            return drive(args, session, clock, store, provisioned, || ureq.clone());
+        }
+        #[cfg(not(feature = "ureq"))]
+        return Err("--transport ureq needs the ureq feature: \
+             cargo run --features ureq --example std_http -- ..."
+            .into());
+    }
+    drive(args, session, clock, store, provisioned, || {
+        StdHttp::new(api.clone(), auth.clone())
+    })
+}
+
+/// Counts of answers, over every thread.
+#[derive(Default)]
+struct Totals {
+    ok: u32,
+    unauthorized: u32,
+    errors: u32,
+}
+
+impl Totals {
+    /// Counts one request's result, logs it on stderr and prints its JSON line.
+    fn record<E: std::fmt::Debug, S: std::fmt::Debug>(
+        &mut self,
+        i: u32,
+        result: &Result<Response, Error<E, S>>,
+        before: Stats,
+        stats: Stats,
+        now: Instant,
+    ) {
+        let did = match (
+            stats.logins - before.logins,
+            stats.refreshes - before.refreshes,
+        ) {
+            (0, 0) => String::new(),
+            (l, r) => format!(" (after {l} login(s), {r} refresh(es))"),
+        };
+        let status = match result {
+            Ok(response) => {
+                if response.is_success() {
+                    self.ok += 1;
+                } else if response.status == 401 {
+                    self.unauthorized += 1;
+                } else {
+                    self.errors += 1;
+                }
+                eprintln!("[{now}] request {i}: {}{did}", response.status);
+                response.status.to_string()
+            }
+            Err(e) => {
+                if let Error::Unauthorized(_) = e {
+                    self.unauthorized += 1;
+                } else {
+                    self.errors += 1;
+                }
+                eprintln!("[{now}] request {i}: {e}{did}");
+                match e {
+                    Error::Unauthorized(r) => r.status.to_string(),
+                    _ => "null".into(),
+                }
+            }
+        };
+        println!(
+            r#"{{"i":{i},"status":{status},"refreshes":{},"logins":{}}}"#,
+            stats.refreshes, stats.logins
+        );
+    }
+
+    /// Prints the summary line; whether every request got a 2xx answer.
+    fn summary(&self, requests: u32, stats: Stats) -> bool {
+        println!(
+            r#"{{"summary":{{"requests":{requests},"ok":{},"unauthorized":{},"errors":{},"refreshes":{},"logins":{}}}}}"#,
+            self.ok, self.unauthorized, self.errors, stats.refreshes, stats.logins
+        );
+        self.ok == requests
+    }
+}
+
+/// Sends the requests through one `Client`, or through one `SharedClient` from
+/// `--concurrency` threads, each with a transport from `transport`.
+fn drive<T>(
+    args: &Args,
+    session: Session<'_>,
+    clock: SystemClock,
+    store: Store,
+    provisioned: bool,
+    transport: impl Fn() -> T + Sync,
+) -> Result<bool, String>
+where
+    T: Transport,
+    T::Error: Send,
+{
+    let request = Request::get(&args.path);
+    let interval = StdDuration::from_millis(args.interval_ms);
+    if args.concurrency > 1 {
+        return drive_shared(args, session, clock, store, provisioned, transport);
+    }
     let mut scratch = [0u8; 4096];
-    let mut client = Client::new(
-        session,
-        StdHttp::new(api, auth),
-        clock,
-        StdDelay,
-        store,
-        &mut scratch,
-    );
-    if args.access_token.is_none() && args.refresh_token.is_none() {
+    let mut client = Client::new(session, transport(), clock, StdDelay, store, &mut scratch);
+    if !provisioned {
         match client.restore() {
             Ok(true) => eprintln!(
                 "[{}] loaded the refresh token from the store",
@@ -266,65 +390,84 @@ fn run(args: &Args, api: BaseUrl, auth: BaseUrl) -> Result<bool, String> {
     }
 
     let mut body = vec![0u8; 64 * 1024];
-    let (mut ok, mut unauthorized, mut errors) = (0u32, 0u32, 0u32);
+    let mut totals = Totals::default();
     for i in 0..args.requests {
         if i > 0 {
-            std::thread::sleep(StdDuration::from_millis(args.interval_ms));
+            std::thread::sleep(interval);
         }
         let before = client.session().stats();
-        let result = client.send(&Request::get(&args.path), &mut body);
+        let result = client.send(&request, &mut body);
         let stats = client.session().stats();
-        let did = match (
-            stats.logins - before.logins,
-            stats.refreshes - before.refreshes,
-        ) {
-            (0, 0) => String::new(),
-            (l, r) => format!(" (after {l} login(s), {r} refresh(es))"),
-        };
-        let status = match &result {
-            Ok(response) => {
-                if response.is_success() {
-                    ok += 1;
-                } else if response.status == 401 {
-                    unauthorized += 1;
-                } else {
-                    errors += 1;
-                }
-                eprintln!(
-                    "[{}] request {i}: {}{did}",
-                    client.clock().now(),
-                    response.status
-                );
-                response.status.to_string()
-            }
-            Err(e) => {
-                if let Error::Unauthorized(_) = e {
-                    unauthorized += 1;
-                } else {
-                    errors += 1;
-                }
-                eprintln!("[{}] request {i}: {e}{did}", client.clock().now());
-                match e {
-                    Error::Unauthorized(r) => r.status.to_string(),
-                    _ => "null".into(),
-                }
-            }
-        };
+        totals.record(i, &result, before, stats, client.clock().now());
         if let Some(e) = client.take_store_error() {
             eprintln!(
                 "[{}] warning: the refresh token was not saved: {e}",
                 client.clock().now()
             );
         }
-        println!(
-            r#"{{"i":{i},"status":{status},"refreshes":{},"logins":{}}}"#,
-            stats.refreshes, stats.logins
-        );
     }
-    let stats = client.session().stats();
-    println!(
-        r#"{{"summary":{{"requests":{},"ok":{ok},"unauthorized":{unauthorized},"errors":{errors},"refreshes":{},"logins":{}}}}}"#,
-        args.requests, stats.refreshes, stats.logins
-    );
-    Ok(ok == args.requests)
+    Ok(totals.summary(args.requests, client.session().stats()))
+}
+
+/// `--concurrency N`: N threads share one session through a `SharedClient`.
+fn drive_shared<T>(
+    args: &Args,
+    session: Session<'_>,
+    clock: SystemClock,
+    store: Store,
+    provisioned: bool,
+    transport: impl Fn() -> T + Sync,
+) -> Result<bool, String>
+where
+    T: Transport,
+    T::Error: Send,
+{
+    let request = Request::get(&args.path);
+    let interval = StdDuration::from_millis(args.interval_ms);
+    let client: SharedClient<'_, StdRawMutex, SystemClock, Store> =
+        SharedClient::new(session, clock, store);
+    if !provisioned {
+        let mut scratch = [0u8; 4096];
+        match client.restore(&mut scratch) {
+            Ok(true) => eprintln!(
+                "[{}] loaded the refresh token from the store",
+                client.clock().now()
+            ),
+            Ok(false) => {}
+            Err(e) => return Err(format!("store: {e}")),
+        }
+    }
+    let totals = Mutex::new(Totals::default());
+    let next = AtomicU32::new(0);
+    std::thread::scope(|s| {
+        for _ in 0..args.concurrency {
+            s.spawn(|| {
+                let mut transport = transport();
+                let (mut scratch, mut body) = (vec![0u8; 4096], vec![0u8; 64 * 1024]);
+                for n in 0..args.requests {
+                    if n > 0 {
+                        std::thread::sleep(interval);
+                    }
+                    let before = client.stats();
+                    let result = client.send(
+                        &mut transport,
+                        &mut StdDelay,
+                        &request,
+                        &mut scratch,
+                        &mut body,
+                    );
+                    let stats = client.stats();
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let now = client.clock().now();
+                    let mut totals = totals.lock().unwrap_or_else(PoisonError::into_inner);
+                    totals.record(i, &result, before, stats, now);
+                    if let Some(e) = client.take_store_error() {
+                        eprintln!("[{now}] warning: the refresh token was not saved: {e}");
+                    }
+                }
+            });
+        }
+    });
+    let totals = totals.into_inner().unwrap_or_else(PoisonError::into_inner);
+    Ok(totals.summary(args.requests * args.concurrency, client.stats()))
 }

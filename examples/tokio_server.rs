@@ -1,0 +1,181 @@
+//! A server's view: many tokio tasks call one API with one token, through one `SharedClient`
+//! over reqwest. One task refreshes when the token is due; the others keep sending with the
+//! valid token, or wait for the refresh when there is none.
+//!
+//! ```text
+//! cargo run --features reqwest --example tokio_server -- --api URL --username U --password P
+//!     [--tasks N] [--requests N] [--interval-ms M] [--path P] [--store FILE]
+//! ```
+//!
+//! Prints one JSON line per request and a summary line, as `std_http` does:
+//! `{"i":..,"status":..,"refreshes":..,"logins":..}`, then the totals over all tasks, with the
+//! shared session's refresh and login counts. Exit status 0 when every request got a 2xx
+//! answer, 1 otherwise, 2 on a usage error.
+
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::Duration as StdDuration;
+
+use jwt_refresh::protocol::{Credentials, SimpleJwt};
+use jwt_refresh::reqwest::{ReqwestTransport, TokioDelay};
+use jwt_refresh::shared::{SharedClient, StdRawMutex};
+use jwt_refresh::{FileStore, Protocol, RefreshPolicy, Request, Session, SystemClock};
+
+const USAGE: &str = "usage: tokio_server --api URL --username U --password P
+    [--tasks N] [--requests N] [--interval-ms M] [--path P] [--store FILE]";
+
+struct Args {
+    api: String,
+    username: String,
+    password: String,
+    tasks: u32,
+    requests: u32,
+    interval_ms: u64,
+    path: String,
+    store: Option<String>,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let (mut api, mut username, mut password) = (None, None, None);
+    let mut args = Args {
+        api: String::new(),
+        username: String::new(),
+        password: String::new(),
+        tasks: 100,
+        requests: 10,
+        interval_ms: 1000,
+        path: "/api/protected/".into(),
+        store: None,
+    };
+    let mut argv = std::env::args().skip(1);
+    while let Some(flag) = argv.next() {
+        let mut value = || argv.next().ok_or_else(|| format!("{flag} needs a value"));
+        let number = |v: String| v.parse::<u64>().map_err(|_| format!("{v}: not a number"));
+        match flag.as_str() {
+            "--api" => api = Some(value()?),
+            "--username" => username = Some(value()?),
+            "--password" => password = Some(value()?),
+            "--tasks" => args.tasks = number(value()?)?.clamp(1, 100_000) as u32,
+            "--requests" => args.requests = number(value()?)?.min(1_000_000) as u32,
+            "--interval-ms" => args.interval_ms = number(value()?)?,
+            "--path" => args.path = value()?,
+            "--store" => args.store = Some(value()?),
+            "-h" | "--help" => return Err(String::new()),
+            other => return Err(format!("unknown argument {other}")),
+        }
+    }
+    args.api = api.ok_or("--api is required")?;
+    args.username = username.ok_or("--username is required")?;
+    args.password = password.ok_or("--password is required")?;
+    Ok(args)
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = match parse_args() {
+        Ok(args) => args,
+        Err(message) if message.is_empty() => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Err(message) => {
+            eprintln!("tokio_server: {message}\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    // The session borrows its configuration for as long as the tasks run: for the whole
+    // program here, so the strings are leaked once.
+    let args: &'static Args = Box::leak(Box::new(args));
+    let protocol = Protocol::SimpleJwt(SimpleJwt {
+        credentials: Some(Credentials {
+            username: &args.username,
+            password: &args.password,
+        }),
+        ..SimpleJwt::default()
+    });
+    let session: Session<'static> = Session::new(protocol, RefreshPolicy::default());
+    let store = args.store.as_deref().map(FileStore::new);
+    let client: Arc<SharedClient<'static, StdRawMutex, SystemClock, Option<FileStore>>> =
+        Arc::new(SharedClient::new(session, SystemClock::new(), store));
+    if args.store.is_some() {
+        let mut scratch = [0u8; 4096];
+        match client.restore(&mut scratch) {
+            Ok(true) => eprintln!("loaded the refresh token from the store"),
+            Ok(false) => {}
+            Err(e) => {
+                eprintln!("tokio_server: store: {e}");
+                return ExitCode::from(1);
+            }
+        }
+    }
+    let transport = match ReqwestTransport::new(&args.api, &args.api) {
+        Ok(transport) => transport,
+        Err(e) => {
+            eprintln!("tokio_server: {e}");
+            return ExitCode::from(2);
+        }
+    };
+
+    let next = Arc::new(AtomicU32::new(0));
+    let tasks: Vec<_> = (0..args.tasks)
+        .map(|_| {
+            let (client, mut transport, next) = (client.clone(), transport.clone(), next.clone());
+            tokio::spawn(async move {
+                // Each task has its own buffers: the lock is never held while they are used.
+                let (mut scratch, mut body) = (vec![0u8; 4096], vec![0u8; 64 * 1024]);
+                let request = Request::get(&args.path);
+                let mut ok = 0u32;
+                for n in 0..args.requests {
+                    if n > 0 {
+                        tokio::time::sleep(StdDuration::from_millis(args.interval_ms)).await;
+                    }
+                    let result = client
+                        .send_async(
+                            &mut transport,
+                            &mut TokioDelay,
+                            &request,
+                            &mut scratch,
+                            &mut body,
+                        )
+                        .await;
+                    let stats = client.stats();
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let status = match &result {
+                        Ok(response) => {
+                            ok += u32::from(response.is_success());
+                            response.status.to_string()
+                        }
+                        Err(e) => {
+                            eprintln!("request {i}: {e}");
+                            "null".into()
+                        }
+                    };
+                    println!(
+                        r#"{{"i":{i},"status":{status},"refreshes":{},"logins":{}}}"#,
+                        stats.refreshes, stats.logins
+                    );
+                }
+                ok
+            })
+        })
+        .collect();
+    let mut ok = 0;
+    for task in tasks {
+        ok += task.await.unwrap_or(0);
+    }
+    let requests = args.tasks * args.requests;
+    let stats = client.stats();
+    println!(
+        r#"{{"summary":{{"requests":{requests},"ok":{ok},"unauthorized":{},"errors":{},"refreshes":{},"logins":{}}}}}"#,
+        stats.unauthorized,
+        requests - ok,
+        stats.refreshes,
+        stats.logins
+    );
+    if ok == requests {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
