@@ -19,23 +19,46 @@
 //!
 //! ```
 //! # #[cfg(feature = "std")] {
-//! use jwt_refresh::protocol::SimpleJwt;
+//! use jwt_refresh::protocol::{Credentials, SimpleJwt};
 //! use jwt_refresh::shared::{SharedClient, StdRawMutex};
-//! use jwt_refresh::{NoStore, Protocol, RefreshPolicy, Request, Session, SystemClock};
+//! use jwt_refresh::transport::{Endpoint, ErrorKind, ErrorType, Request, Response, Transport};
+//! use jwt_refresh::{NoStore, Protocol, RefreshPolicy, Session, StdDelay, SystemClock};
 //!
-//! let session: Session<'static> = Session::new(Protocol::SimpleJwt(SimpleJwt::default()), RefreshPolicy::default());
+//! /// A stand-in for your HTTP client: one per thread.
+//! struct Http;
+//! impl ErrorType for Http {
+//!     type Error = ErrorKind;
+//! }
+//! impl Transport for Http {
+//!     fn send(&mut self, request: &Request<'_>, body: &mut [u8]) -> Result<Response, ErrorKind> {
+//!         let answer: &[u8] = match request.endpoint {
+//!             Endpoint::Auth => br#"{"access":"opaque-access","refresh":"opaque-refresh"}"#,
+//!             Endpoint::Api => b"{}",
+//!         };
+//!         body.get_mut(..answer.len()).ok_or(ErrorKind::BufferTooSmall)?.copy_from_slice(answer);
+//!         Ok(Response::new(200, answer.len()))
+//!     }
+//! }
+//!
+//! let protocol = Protocol::SimpleJwt(SimpleJwt {
+//!     credentials: Some(Credentials { username: "service", password: "secret" }),
+//!     ..SimpleJwt::default()
+//! });
+//! let session: Session<'static> = Session::new(protocol, RefreshPolicy::default());
 //! let client: SharedClient<'static, StdRawMutex, _, _> =
 //!     SharedClient::new(session, SystemClock::new(), NoStore);
 //! std::thread::scope(|s| {
 //!     for _ in 0..4 {
 //!         s.spawn(|| {
-//!             let (mut scratch, mut body) = ([0u8; 1024], [0u8; 4096]);
-//!             # let _ = (&client, &mut scratch, &mut body);
-//!             // let mut transport = ...; let mut delay = jwt_refresh::StdDelay;
-//!             // client.send(&mut transport, &mut delay, &Request::get("/api/"), &mut scratch, &mut body)
+//!             let (mut scratch, mut body) = ([0u8; 2048], [0u8; 4096]);
+//!             let request = Request::get("/api/protected/");
+//!             let response = client.send(&mut Http, &mut StdDelay, &request, &mut scratch, &mut body);
+//!             assert_eq!(response.map(|r| r.status).unwrap(), 200);
 //!         });
 //!     }
 //! });
+//! // Four threads, one login.
+//! assert_eq!(client.stats().logins, 1);
 //! # }
 //! ```
 //! [`TokenId`]: crate::session::TokenId
@@ -682,10 +705,11 @@ mod blocking {
         /// token still valid), sleeping through backoffs with `delay`, retrying once after a
         /// 401.
         ///
-        /// `scratch` must be larger than `A + 7` bytes: those hold a copy of the
-        /// `Authorization` value while the request is sent (the lock released), the rest
-        /// receives refresh and login request bodies. The answer goes into `body`, which also
-        /// receives token endpoint answers.
+        /// `scratch` is a [`Client`](crate::Client)'s scratch buffer plus `A + 7` bytes (391
+        /// by default; 2 KiB in all is ample for SimpleJWT): its first `A + 7` bytes hold a
+        /// copy of the `Authorization` value while the request is sent (the lock released), and
+        /// of a token request's path and headers; the rest receives refresh and login request
+        /// bodies. The answer goes into `body`, which also receives token endpoint answers.
         pub fn send<T: Transport, D: DelayNs>(
             &self,
             transport: &mut T,
