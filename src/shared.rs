@@ -185,6 +185,13 @@ impl<const A: usize, const R: usize, const W: usize> Shared<'_, A, R, W> {
         }
     }
 
+    /// Whether the failure of the token request `flight` may be reported to the session: it is
+    /// still the one in flight, or none is (the session then drops the abandoned request).
+    /// Not while another caller's request is in flight: the session would fail that one.
+    fn owns(&self, flight: Flight) -> bool {
+        !self.session.is_refreshing() || Flight(self.session.poll_timeout()) == flight
+    }
+
     /// Registers `waker` for the next bump; false when there is no room.
     fn register(&mut self, waker: &Waker) -> bool {
         self.wakers.iter().any(|w| w.will_wake(waker)) || self.wakers.push(waker.clone()).is_ok()
@@ -242,7 +249,7 @@ enum Next {
     /// Send the API request with the `Authorization` value in `side[..len]`.
     Api(usize),
     /// Send the detached refresh or login request.
-    Token(Detached),
+    Token(Detached, Flight),
     /// Save the refresh token in `body[..len]`.
     Save(usize),
     /// Clear the store.
@@ -374,9 +381,16 @@ struct Unfinished<
     const W: usize,
 > {
     client: &'s SharedClient<'c, M, C, S, A, R, W>,
-    exchange: bool,
+    /// A token request whose flight is identified by this timeout, or (`None`) a save.
+    exchange: Option<Flight>,
     armed: bool,
 }
+
+/// A token request in flight, known by the instant the session will give up on it
+/// ([`Session::poll_timeout`] while it is in flight): unique, since a new one starts only
+/// once the last has ended or timed out.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Flight(Option<Instant>);
 
 impl<M: RawMutex, C: Clock, S: TokenStore, const A: usize, const R: usize, const W: usize> Drop
     for Unfinished<'_, '_, M, C, S, A, R, W>
@@ -388,10 +402,12 @@ impl<M: RawMutex, C: Clock, S: TokenStore, const A: usize, const R: usize, const
         let now = self.client.clock.now();
         let exchange = self.exchange;
         let _ = self.client.shared.lock(|s| {
-            if exchange {
-                let _ = s.session.handle_no_answer(now);
-            } else {
-                s.saving = false;
+            match exchange {
+                Some(flight) if s.owns(flight) => {
+                    let _ = s.session.handle_no_answer(now);
+                }
+                Some(_) => {}
+                None => s.saving = false,
             }
             s.bump();
         });
@@ -549,7 +565,7 @@ where
                     }
                 }
                 Action::SendToken { request, .. } => match Detached::new(&request, work_at, side) {
-                    Some(detached) => Next::Token(detached),
+                    Some(detached) => Next::Token(detached, Flight(s.session.poll_timeout())),
                     None => {
                         let needed = request.path.len()
                             + request.content_type.map_or(0, str::len)
@@ -607,19 +623,25 @@ where
     fn after_token<E: TransportError>(
         &self,
         step: &mut SendStep<'_, E>,
+        flight: Flight,
         sent: Option<Result<Response, E>>,
         body: &mut [u8],
     ) {
         let (now, wall) = (self.clock.now(), self.clock.unix_time());
         let _ = self.shared.lock(|s| {
             match sent {
+                // An answer, even to a request the session has given up on: it tells the
+                // answers apart itself.
                 Some(Ok(response)) => {
                     step.handle_token_response(&mut s.session, now, wall, response, body)
                 }
-                Some(Err(e)) => step.handle_token_error(&mut s.session, now, e),
-                None => {
+                Some(Err(e)) if s.owns(flight) => step.handle_token_error(&mut s.session, now, e),
+                None if s.owns(flight) => {
                     let _ = s.session.handle_no_answer(now);
                 }
+                // No answer to a request the session gave up on while another caller's is in
+                // flight: that one decides.
+                Some(Err(_)) | None => {}
             }
             s.bump();
         });
@@ -649,8 +671,9 @@ where
             .lock(|s| step.handle_cleared(&mut s.session, cleared));
     }
 
-    /// A guard that cancels an unfinished exchange (`exchange`) or save when dropped armed.
-    fn unfinished(&self, exchange: bool) -> Unfinished<'_, 'c, M, C, S, A, R, W> {
+    /// A guard that cancels an unfinished exchange (`Some`) or save (`None`) when dropped
+    /// armed.
+    fn unfinished(&self, exchange: Option<Flight>) -> Unfinished<'_, 'c, M, C, S, A, R, W> {
         Unfinished {
             client: self,
             exchange,
@@ -737,19 +760,19 @@ mod blocking {
                         wipe::bytes(side);
                         self.after_api(&mut step, sent);
                     }
-                    Next::Token(detached) => {
-                        let mut guard = self.unfinished(true);
+                    Next::Token(detached, flight) => {
+                        let mut guard = self.unfinished(Some(flight));
                         let sent = detached
                             .request(work, side)
                             .map(|token_request| transport.send(&token_request, body));
                         // The request carried the refresh token or the password.
                         wipe::bytes(work);
                         wipe::bytes(side);
-                        self.after_token(&mut step, sent, body);
+                        self.after_token(&mut step, flight, sent, body);
                         guard.armed = false;
                     }
                     Next::Save(len) => {
-                        let mut guard = self.unfinished(false);
+                        let mut guard = self.unfinished(None);
                         self.save(&mut step, body, len);
                         guard.armed = false;
                     }
@@ -841,8 +864,8 @@ mod nonblocking {
                         wipe::bytes(side);
                         self.after_api(&mut step, sent);
                     }
-                    Next::Token(detached) => {
-                        let mut guard = self.unfinished(true);
+                    Next::Token(detached, flight) => {
+                        let mut guard = self.unfinished(Some(flight));
                         let sent = match detached.request(work, side) {
                             Some(token_request) => Some(transport.send(&token_request, body).await),
                             None => None,
@@ -850,11 +873,11 @@ mod nonblocking {
                         // The request carried the refresh token or the password.
                         wipe::bytes(work);
                         wipe::bytes(side);
-                        self.after_token(&mut step, sent, body);
+                        self.after_token(&mut step, flight, sent, body);
                         guard.armed = false;
                     }
                     Next::Save(len) => {
-                        let mut guard = self.unfinished(false);
+                        let mut guard = self.unfinished(None);
                         self.save(&mut step, body, len);
                         guard.armed = false;
                     }

@@ -668,3 +668,99 @@ fn two_embassy_tasks_on_one_executor_share_one_login() {
     assert_eq!(server.seen(|s| (s.logins, s.api_ok)), (1, 2));
     assert_eq!(store.saves(), 1);
 }
+
+/// A connection whose token requests wait at a gate (after saying so), then either reach the
+/// server or fail with `TimedOut`.
+struct GatedConn<'g> {
+    server: Arc<Server>,
+    arrived: mpsc::Sender<()>,
+    release: &'g Mutex<mpsc::Receiver<bool>>,
+}
+
+impl ErrorType for GatedConn<'_> {
+    type Error = ErrorKind;
+}
+
+impl Transport for GatedConn<'_> {
+    fn send(&mut self, request: &Request<'_>, body: &mut [u8]) -> Result<Response, ErrorKind> {
+        if request.endpoint == Endpoint::Auth {
+            self.arrived.send(()).unwrap();
+            if !self.release.lock().unwrap().recv().unwrap() {
+                return Err(ErrorKind::TimedOut);
+            }
+        }
+        Transport::send(&mut Conn(self.server.clone()), request, body)
+    }
+}
+
+#[test]
+fn a_late_failure_of_an_abandoned_refresh_does_not_fail_the_next_one() {
+    let (clock, store) = (clock(), MemStore::new());
+    let server = Server::new(&clock, 0);
+    // A refresh without an answer for 30 s counts as failed.
+    let policy = RefreshPolicy {
+        request_timeout: jwt_refresh::Duration::from_secs(30),
+        ..policy()
+    };
+    let client: Shared = SharedClient::new(
+        Session::new(protocol(), policy),
+        clock.clone(),
+        SlowStore(store.clone(), 0),
+    );
+    assert_eq!(send(&client, &server, &clock), 200);
+    let gate = |tx| {
+        let (release_tx, release_rx) = mpsc::channel::<bool>();
+        (release_tx, Mutex::new(release_rx), tx)
+    };
+    let (arrived_tx, arrived_rx) = mpsc::channel::<()>();
+    let (release_a, gate_a, _) = gate(());
+    let (release_b, gate_b, _) = gate(());
+
+    let (a, b) = thread::scope(|s| {
+        // t=280 s: thread A's refresh hangs in its transport.
+        clock.advance_secs(280);
+        let a = s.spawn(|| {
+            let mut conn = GatedConn {
+                server: server.clone(),
+                arrived: arrived_tx.clone(),
+                release: &gate_a,
+            };
+            let (mut scratch, mut body) = ([0u8; 2048], [0u8; 4096]);
+            client
+                .send(&mut conn, &mut clock.clone(), &API, &mut scratch, &mut body)
+                .map(|r| r.status)
+        });
+        arrived_rx.recv().unwrap();
+        // t=311 s: the session gave up on it (the token expired at 300 s), so thread B
+        // refreshes in its turn.
+        clock.advance_secs(31);
+        let b = s.spawn(|| {
+            let mut conn = GatedConn {
+                server: server.clone(),
+                arrived: arrived_tx.clone(),
+                release: &gate_b,
+            };
+            let (mut scratch, mut body) = ([0u8; 2048], [0u8; 4096]);
+            client
+                .send(&mut conn, &mut clock.clone(), &API, &mut scratch, &mut body)
+                .map(|r| r.status)
+        });
+        arrived_rx.recv().unwrap();
+        // A's transport now gives up, while B's refresh is in flight (A then waits for B's);
+        // 100 ms later B's is answered. (Were A's failure reported only after B's answer, the
+        // test would pass without showing anything; it cannot fail because of the timing.)
+        release_a.send(false).unwrap();
+        thread::sleep(StdDuration::from_millis(100));
+        release_b.send(true).unwrap();
+        (a.join().unwrap(), b.join().unwrap())
+    });
+
+    // B's refresh was not counted as failed by A's late failure: one failure (A's, abandoned),
+    // one refresh, and B's request went out with the new token.
+    assert_eq!(b.ok(), Some(200));
+    assert!(a.is_err() || a.ok() == Some(200));
+    let stats = client.stats();
+    assert_eq!((stats.refreshes, stats.failures), (1, 1));
+    assert_eq!(server.seen(|s| (s.refreshes, s.blacklisted)), (1, 0));
+    assert_eq!(store.saves(), 2);
+}
