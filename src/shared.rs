@@ -757,7 +757,8 @@ mod blocking {
                             ),
                             None => return Err(Error::RetryLater { last: None }),
                         };
-                        wipe::bytes(side);
+                        // The copy of the access token: the only bytes written there.
+                        wipe::bytes(side.get_mut(..len).unwrap_or_default());
                         self.after_api(&mut step, sent);
                     }
                     Next::Token(detached, flight) => {
@@ -861,7 +862,8 @@ mod nonblocking {
                             }
                             None => return Err(Error::RetryLater { last: None }),
                         };
-                        wipe::bytes(side);
+                        // The copy of the access token: the only bytes written there.
+                        wipe::bytes(side.get_mut(..len).unwrap_or_default());
                         self.after_api(&mut step, sent);
                     }
                     Next::Token(detached, flight) => {
