@@ -609,8 +609,16 @@ where
         wait.unwrap_or(Next::Done)
     }
 
-    /// After the API request: reports its answer or failure.
-    fn after_api<E>(&self, step: &mut SendStep<'_, E>, sent: Result<Response, E>) {
+    /// After the API request: wipes the copy of the `Authorization` value in `side[..len]`
+    /// (the only bytes written there) and reports the answer or failure.
+    fn after_api<E>(
+        &self,
+        step: &mut SendStep<'_, E>,
+        sent: Result<Response, E>,
+        side: &mut [u8],
+        len: usize,
+    ) {
+        wipe::bytes(side.get_mut(..len).unwrap_or_default());
         let now = self.clock.now();
         let _ = self.shared.lock(|s| match sent {
             Ok(response) => step.handle_api_response(&mut s.session, now, response),
@@ -618,15 +626,18 @@ where
         });
     }
 
-    /// After the token request: reports its answer (in `body`) or failure, wakes the waiters,
+    /// After the token request: wipes the work and side areas (the request carried the refresh
+    /// token or the password), reports the answer (in `body`) or failure, wakes the waiters,
     /// and wipes `body`.
     fn after_token<E: TransportError>(
         &self,
         step: &mut SendStep<'_, E>,
         flight: Flight,
         sent: Option<Result<Response, E>>,
-        body: &mut [u8],
+        [work, side, body]: [&mut [u8]; 3],
     ) {
+        wipe::bytes(work);
+        wipe::bytes(side);
         let (now, wall) = (self.clock.now(), self.clock.unix_time());
         let _ = self.shared.lock(|s| {
             match sent {
@@ -649,8 +660,10 @@ where
         wipe::bytes(body);
     }
 
-    /// Saves the refresh token in `body[..len]`, wipes it, reports, and wakes the waiters.
+    /// Saves the refresh token in `body[..len]`, wipes it, reports, and wakes the waiters (also
+    /// if the caller is dropped or panics mid-save).
     fn save<E>(&self, step: &mut SendStep<'_, E>, body: &mut [u8], len: usize) {
+        let mut guard = self.unfinished(None);
         let saved = match str_at(body, (0, len)) {
             Some(token) => self.store.lock(|slot| slot.save(token)).unwrap_or(false),
             None => false,
@@ -661,6 +674,7 @@ where
             s.saving = false;
             s.bump();
         });
+        guard.armed = false;
     }
 
     /// Clears the store and reports.
@@ -680,6 +694,25 @@ where
             armed: true,
         }
     }
+}
+
+/// The caller's API request with the `Authorization` value copied to `side[..len]`.
+fn with_authorization<'x>(
+    request: &Request<'x>,
+    side: &'x [u8],
+    len: usize,
+) -> Option<Request<'x>> {
+    Some(Request {
+        authorization: Some(str_at(side, (0, len))?),
+        ..*request
+    })
+}
+
+/// The error for buffers too small to detach a request, after wiping them.
+fn too_small<T, S>(e: BufferTooSmall, work: &mut [u8], side: &mut [u8]) -> Error<T, S> {
+    wipe::bytes(work);
+    wipe::bytes(side);
+    Error::Fatal(SessionError::BufferTooSmall(e))
 }
 
 /// `[start, end)` addresses of `buf`.
@@ -747,36 +780,21 @@ mod blocking {
             loop {
                 match self.next(&mut step, work, side, body) {
                     Next::Api(len) => {
-                        let sent = match str_at(side, (0, len)) {
-                            Some(value) => transport.send(
-                                &Request {
-                                    authorization: Some(value),
-                                    ..*request
-                                },
-                                body,
-                            ),
+                        let sent = match with_authorization(request, side, len) {
+                            Some(api) => transport.send(&api, body),
                             None => return Err(Error::RetryLater { last: None }),
                         };
-                        // The copy of the access token: the only bytes written there.
-                        wipe::bytes(side.get_mut(..len).unwrap_or_default());
-                        self.after_api(&mut step, sent);
+                        self.after_api(&mut step, sent, side, len);
                     }
                     Next::Token(detached, flight) => {
                         let mut guard = self.unfinished(Some(flight));
                         let sent = detached
                             .request(work, side)
                             .map(|token_request| transport.send(&token_request, body));
-                        // The request carried the refresh token or the password.
-                        wipe::bytes(work);
-                        wipe::bytes(side);
-                        self.after_token(&mut step, flight, sent, body);
+                        self.after_token(&mut step, flight, sent, [work, side, body]);
                         guard.armed = false;
                     }
-                    Next::Save(len) => {
-                        let mut guard = self.unfinished(None);
-                        self.save(&mut step, body, len);
-                        guard.armed = false;
-                    }
+                    Next::Save(len) => self.save(&mut step, body, len),
                     Next::Clear => self.clear(&mut step),
                     Next::Sleep(ms) => delay.delay_ms(ms),
                     Next::Wait { epoch, ms } => {
@@ -784,11 +802,7 @@ mod blocking {
                         step.handle_woken(slept);
                     }
                     Next::Again => {}
-                    Next::TooSmall(e) => {
-                        wipe::bytes(work);
-                        wipe::bytes(side);
-                        return Err(Error::Fatal(SessionError::BufferTooSmall(e)));
-                    }
+                    Next::TooSmall(e) => return Err(too_small(e, work, side)),
                     Next::Done => return step.finish().map_err(Error::with_store),
                 }
             }
@@ -852,19 +866,11 @@ mod nonblocking {
             loop {
                 match self.next(&mut step, work, side, body) {
                     Next::Api(len) => {
-                        let sent = match str_at(side, (0, len)) {
-                            Some(value) => {
-                                let api = Request {
-                                    authorization: Some(value),
-                                    ..*request
-                                };
-                                transport.send(&api, body).await
-                            }
+                        let sent = match with_authorization(request, side, len) {
+                            Some(api) => transport.send(&api, body).await,
                             None => return Err(Error::RetryLater { last: None }),
                         };
-                        // The copy of the access token: the only bytes written there.
-                        wipe::bytes(side.get_mut(..len).unwrap_or_default());
-                        self.after_api(&mut step, sent);
+                        self.after_api(&mut step, sent, side, len);
                     }
                     Next::Token(detached, flight) => {
                         let mut guard = self.unfinished(Some(flight));
@@ -872,17 +878,10 @@ mod nonblocking {
                             Some(token_request) => Some(transport.send(&token_request, body).await),
                             None => None,
                         };
-                        // The request carried the refresh token or the password.
-                        wipe::bytes(work);
-                        wipe::bytes(side);
-                        self.after_token(&mut step, flight, sent, body);
+                        self.after_token(&mut step, flight, sent, [work, side, body]);
                         guard.armed = false;
                     }
-                    Next::Save(len) => {
-                        let mut guard = self.unfinished(None);
-                        self.save(&mut step, body, len);
-                        guard.armed = false;
-                    }
+                    Next::Save(len) => self.save(&mut step, body, len),
                     Next::Clear => self.clear(&mut step),
                     Next::Sleep(ms) => delay.delay_ms(ms).await,
                     Next::Wait { epoch, ms } => {
@@ -890,11 +889,7 @@ mod nonblocking {
                         step.handle_woken(slept);
                     }
                     Next::Again => {}
-                    Next::TooSmall(e) => {
-                        wipe::bytes(work);
-                        wipe::bytes(side);
-                        return Err(Error::Fatal(SessionError::BufferTooSmall(e)));
-                    }
+                    Next::TooSmall(e) => return Err(too_small(e, work, side)),
                     Next::Done => return step.finish().map_err(Error::with_store),
                 }
             }
