@@ -716,35 +716,28 @@ fn a_late_failure_of_an_abandoned_refresh_does_not_fail_the_next_one() {
     let (release_a, gate_a, _) = gate(());
     let (release_b, gate_b, _) = gate(());
 
+    // One request from a thread whose token requests wait at `gate`.
+    let gated_send = |gate| {
+        let mut conn = GatedConn {
+            server: server.clone(),
+            arrived: arrived_tx.clone(),
+            release: gate,
+        };
+        let (mut scratch, mut body) = ([0u8; 2048], [0u8; 4096]);
+        client
+            .send(&mut conn, &mut clock.clone(), &API, &mut scratch, &mut body)
+            .map(|r| r.status)
+    };
+
     let (a, b) = thread::scope(|s| {
         // t=280 s: thread A's refresh hangs in its transport.
         clock.advance_secs(280);
-        let a = s.spawn(|| {
-            let mut conn = GatedConn {
-                server: server.clone(),
-                arrived: arrived_tx.clone(),
-                release: &gate_a,
-            };
-            let (mut scratch, mut body) = ([0u8; 2048], [0u8; 4096]);
-            client
-                .send(&mut conn, &mut clock.clone(), &API, &mut scratch, &mut body)
-                .map(|r| r.status)
-        });
+        let a = s.spawn(|| gated_send(&gate_a));
         arrived_rx.recv().unwrap();
         // t=311 s: the session gave up on it (the token expired at 300 s), so thread B
         // refreshes in its turn.
         clock.advance_secs(31);
-        let b = s.spawn(|| {
-            let mut conn = GatedConn {
-                server: server.clone(),
-                arrived: arrived_tx.clone(),
-                release: &gate_b,
-            };
-            let (mut scratch, mut body) = ([0u8; 2048], [0u8; 4096]);
-            client
-                .send(&mut conn, &mut clock.clone(), &API, &mut scratch, &mut body)
-                .map(|r| r.status)
-        });
+        let b = s.spawn(|| gated_send(&gate_b));
         arrived_rx.recv().unwrap();
         // A's transport now gives up, while B's refresh is in flight (A then waits for B's);
         // 100 ms later B's is answered. (Were A's failure reported only after B's answer, the
