@@ -32,7 +32,7 @@ use jwt_refresh::shared::{SharedClient, StdRawMutex};
 use jwt_refresh::ureq::UreqTransport;
 use jwt_refresh::{
     Client, Clock, Error, FileStore, Instant, Protocol, RefreshPolicy, Request, Response, Session,
-    Stats, StdDelay, SystemClock, TokenStore, Transport,
+    Stats, StdDelay, SystemClock, Transport,
 };
 use transport::{BaseUrl, StdHttp};
 
@@ -149,36 +149,8 @@ fn parse_args(mut argv: impl Iterator<Item = String>) -> Result<Args, String> {
     Ok(args)
 }
 
-/// Either a file store or none, as one type for the client.
-enum Store {
-    File(FileStore),
-    None,
-}
-
-impl TokenStore for Store {
-    type Error = std::io::Error;
-
-    fn load<'b>(&mut self, buf: &'b mut [u8]) -> Result<Option<&'b str>, std::io::Error> {
-        match self {
-            Store::File(f) => f.load(buf),
-            Store::None => Ok(None),
-        }
-    }
-
-    fn save(&mut self, refresh_token: &str) -> Result<(), std::io::Error> {
-        match self {
-            Store::File(f) => f.save(refresh_token),
-            Store::None => Ok(()),
-        }
-    }
-
-    fn clear(&mut self) -> Result<(), std::io::Error> {
-        match self {
-            Store::File(f) => f.clear(),
-            Store::None => Ok(()),
-        }
-    }
-}
+/// A file store, or none (`TokenStore` is implemented for `Option`).
+type Store = Option<FileStore>;
 
 fn main() -> ExitCode {
     let args = match parse_args(std::env::args().skip(1)) {
@@ -269,10 +241,7 @@ fn run(args: &Args, api: BaseUrl, auth: BaseUrl) -> Result<bool, String> {
             .set_refresh_token(clock.now(), refresh, clock.unix_time())
             .map_err(|e| format!("--refresh-token: {e}"))?;
     }
-    let store = match &args.store {
-        Some(path) => Store::File(FileStore::new(path)),
-        None => Store::None,
-    };
+    let store: Store = args.store.as_ref().map(FileStore::new);
     let provisioned = args.access_token.is_some() || args.refresh_token.is_some();
     if args.ureq {
         #[cfg(feature = "ureq")]
@@ -357,6 +326,16 @@ impl Totals {
     }
 }
 
+/// Reports what `restore` found in the store.
+fn restored<E: std::fmt::Display>(result: Result<bool, E>, now: Instant) -> Result<(), String> {
+    match result {
+        Ok(true) => eprintln!("[{now}] loaded the refresh token from the store"),
+        Ok(false) => {}
+        Err(e) => return Err(format!("store: {e}")),
+    }
+    Ok(())
+}
+
 /// Sends the requests through one `Client`, or through one `SharedClient` from
 /// `--concurrency` threads, each with a transport from `transport`.
 fn drive<T>(
@@ -379,14 +358,7 @@ where
     let mut scratch = [0u8; 4096];
     let mut client = Client::new(session, transport(), clock, StdDelay, store, &mut scratch);
     if !provisioned {
-        match client.restore() {
-            Ok(true) => eprintln!(
-                "[{}] loaded the refresh token from the store",
-                client.clock().now()
-            ),
-            Ok(false) => {}
-            Err(e) => return Err(format!("store: {e}")),
-        }
+        restored(client.restore(), client.clock().now())?;
     }
 
     let mut body = vec![0u8; 64 * 1024];
@@ -427,15 +399,7 @@ where
     let client: SharedClient<'_, StdRawMutex, SystemClock, Store> =
         SharedClient::new(session, clock, store);
     if !provisioned {
-        let mut scratch = [0u8; 4096];
-        match client.restore(&mut scratch) {
-            Ok(true) => eprintln!(
-                "[{}] loaded the refresh token from the store",
-                client.clock().now()
-            ),
-            Ok(false) => {}
-            Err(e) => return Err(format!("store: {e}")),
-        }
+        restored(client.restore(&mut [0u8; 4096]), client.clock().now())?;
     }
     let totals = Mutex::new(Totals::default());
     let next = AtomicU32::new(0);
