@@ -22,6 +22,8 @@
 //!   those actions with your [`Transport`], [`Clock`], delay and [`TokenStore`]; an RTOS task
 //!   or an executor of your own can drive the step too.
 //! - [`time`]: [`Instant`] and [`Duration`] on the caller's monotonic clock, [`UnixTime`].
+//! - `reqwless` (feature `reqwless`, firmware): `ReqwlessTransport`, a ready `AsyncTransport`
+//!   over reqwless on any `embedded-nal-async` stack (embassy-net), no std, no alloc.
 //! - `ureq` (feature `ureq`, host only): `UreqTransport`, a ready blocking [`Transport`] over
 //!   ureq 3.
 //! - `mock` (feature `mock`, host only): a kit for unit-testing your own code that uses the
@@ -76,6 +78,9 @@
 //!   embassy-sync's blocking mutex (no std, no alloc).
 //! - `reqwest` (host only): the module `reqwest` with `ReqwestTransport`, a ready
 //!   `AsyncTransport` over reqwest, and `TokioDelay`, to run `AsyncClient` on tokio.
+//! - `reqwless`: the module `reqwless` with `ReqwlessTransport` (no std, no alloc; needs Rust
+//!   1.91, reqwless's own minimum, above the crate's 1.88). Plain `http://` unless your own
+//!   `Cargo.toml` turns on reqwless's `embedded-tls`.
 //! - `std` (host only): `SystemClock`, `StdDelay` (a `DelayNs` over `thread::sleep`) and
 //!   `FileStore` (the refresh token in a file, replaced atomically).
 //! - `ureq` (host only, implies `std`): `ureq::UreqTransport`. Plain `http://` unless your own
@@ -113,6 +118,8 @@ pub mod policy;
 pub mod protocol;
 #[cfg(feature = "reqwest")]
 pub mod reqwest;
+#[cfg(feature = "reqwless")]
+pub mod reqwless;
 pub mod session;
 pub mod shared;
 pub mod store;
