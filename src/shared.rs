@@ -399,9 +399,10 @@ impl<M: RawMutex, C: Clock, S: TokenStore, const A: usize, const R: usize, const
         if !self.armed {
             return;
         }
-        let now = self.client.clock.now();
         let exchange = self.exchange;
+        let clock = &self.client.clock;
         let _ = self.client.shared.lock(|s| {
+            let now = clock.now();
             match exchange {
                 Some(flight) if s.owns(flight) => {
                     let _ = s.session.handle_no_answer(now);
@@ -541,9 +542,11 @@ where
         side: &mut [u8],
         body: &mut [u8],
     ) -> Next {
-        let now = self.clock.now();
         let work_at = range_of(work);
         let wait = self.shared.lock(|s| {
+            // Read under the lock: a time read before it could be older than what another
+            // caller has since shown the session, which would take it for a clock going back.
+            let now = self.clock.now();
             if s.saving {
                 // Another caller saves the new refresh token; the session uses it after that.
                 let ms = s.session.policy().request_timeout.as_millis();
@@ -619,9 +622,8 @@ where
         len: usize,
     ) {
         wipe::bytes(side.get_mut(..len).unwrap_or_default());
-        let now = self.clock.now();
         let _ = self.shared.lock(|s| match sent {
-            Ok(response) => step.handle_api_response(&mut s.session, now, response),
+            Ok(response) => step.handle_api_response(&mut s.session, self.clock.now(), response),
             Err(e) => step.handle_api_error(&mut s.session, e),
         });
     }
@@ -638,8 +640,8 @@ where
     ) {
         wipe::bytes(work);
         wipe::bytes(side);
-        let (now, wall) = (self.clock.now(), self.clock.unix_time());
         let _ = self.shared.lock(|s| {
+            let (now, wall) = (self.clock.now(), self.clock.unix_time());
             match sent {
                 // An answer, even to a request the session has given up on: it tells the
                 // answers apart itself.

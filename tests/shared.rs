@@ -757,3 +757,90 @@ fn a_late_failure_of_an_abandoned_refresh_does_not_fail_the_next_one() {
     assert_eq!(server.seen(|s| (s.refreshes, s.blacklisted)), (1, 0));
     assert_eq!(store.saves(), 2);
 }
+
+/// A clock that, on one thread and once armed, returns its `n`-th reading only after a 300 ms
+/// (real) stall: the thread reads the time, is preempted, then uses the reading.
+#[derive(Clone)]
+struct StallClock {
+    inner: MockClock,
+    stall_on: Arc<Mutex<Option<(thread::ThreadId, u32)>>>,
+}
+
+impl Clock for StallClock {
+    fn now(&self) -> jwt_refresh::Instant {
+        let now = self.inner.now();
+        let stall = {
+            let mut armed = self.stall_on.lock().unwrap();
+            let due = match armed.as_mut() {
+                Some((id, n)) if *id == thread::current().id() => {
+                    *n -= 1;
+                    *n == 0
+                }
+                _ => false,
+            };
+            if due {
+                *armed = None;
+            }
+            due
+        };
+        if stall {
+            thread::sleep(StdDuration::from_millis(300));
+        }
+        now
+    }
+
+    fn unix_time(&self) -> Option<UnixTime> {
+        self.inner.unix_time()
+    }
+}
+
+#[test]
+fn a_time_read_while_another_caller_moves_the_session_on_does_not_move_deadlines() {
+    let (clock, store) = (clock(), MemStore::new());
+    let server = Server::new(&clock, 0);
+    let stalling = StallClock {
+        inner: clock.clone(),
+        stall_on: Arc::new(Mutex::new(None)),
+    };
+    let client = SharedClient::<'static, StdRawMutex, _, _>::new(
+        Session::new(protocol(), policy()),
+        stalling.clone(),
+        SlowStore(store, 0),
+    );
+    let send = || {
+        let (mut scratch, mut body) = ([0u8; 2048], [0u8; 4096]);
+        client
+            .send(
+                &mut Conn(server.clone()),
+                &mut clock.clone(),
+                &API,
+                &mut scratch,
+                &mut body,
+            )
+            .map(|r| r.status)
+    };
+
+    // t=0: login; a 5-minute token, its refresh due at t=270 s.
+    assert_eq!(send().ok(), Some(200));
+    clock.advance_secs(100);
+    thread::scope(|s| {
+        // t=100 s: B sends; its second reading of the clock (the driver's, as it decides) is
+        // used 300 ms (real) after it was taken...
+        let b = s.spawn(|| {
+            *stalling.stall_on.lock().unwrap() = Some((thread::current().id(), 2));
+            send()
+        });
+        // ... while A, at t=200 s, sends too.
+        thread::sleep(StdDuration::from_millis(100));
+        clock.advance_secs(100);
+        assert_eq!(send().ok(), Some(200));
+        assert_eq!(b.join().unwrap().ok(), Some(200));
+    });
+    // t=210 s: still well before the refresh is due. Had B's reading (t=100 s) reached the
+    // session after A's (t=200 s), the session would have taken it for the clock going back
+    // 100 s and moved every deadline earlier: a refresh now.
+    clock.advance_secs(10);
+    assert_eq!(send().ok(), Some(200));
+    assert_eq!(server.seen(|s| s.refreshes), 0);
+    assert_eq!(client.stats().refreshes, 0);
+}
