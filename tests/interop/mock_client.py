@@ -5,6 +5,10 @@ crate's client when INTEROP_CLIENT is set, e.g.
 
     INTEROP_CLIENT="python3 tests/interop/mock_client.py" bash tests/interop/run.sh
 
+It also stands in for `std_http --transport ureq` (`--transport` is ignored) and for
+`tokio_server` (`--tasks N` is `--concurrency N`): with `--concurrency N`, N threads share one
+session, one of them refreshing at a time while holding the session's lock.
+
 It schedules refreshes like the crate's default policy (lifetime = exp - iat - 1 s; margin 10 %
 of it, at least 1 s, at most half of it; jitter never before half-way). `--misbehave` makes it
 break one rule on purpose, to show that check.py catches it:
@@ -13,7 +17,9 @@ break one rule on purpose, to show that check.py catches it:
 - `storm`:   refresh before every request;
 - `relogin`: ignore the stored refresh token and log in again;
 - `nostore`: never write the store after a rotation;
-- `miscount`: report one refresh too many in the summary.
+- `miscount`: report one refresh too many in the summary;
+- `race`:    with --concurrency, every thread that finds the token due refreshes it, without
+             waiting for the others (concurrent refreshes of one refresh token).
 """
 import argparse
 import base64
@@ -21,6 +27,7 @@ import json
 import os
 import random
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -61,6 +68,8 @@ def main():
     p.add_argument("--interval-ms", type=int, default=1000)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--misbehave", default="none")
+    p.add_argument("--transport", default="std")
+    p.add_argument("--concurrency", "--tasks", type=int, default=1)
     a = p.parse_args()
     auth = (a.auth or a.api).rstrip("/")
     api = a.api.rstrip("/")
@@ -112,35 +121,65 @@ def main():
     if a.store and os.path.exists(a.store) and a.misbehave != "relogin":
         with open(a.store) as f:
             st["refresh"] = f.read().strip()
-    ok = unauthorized = errors = 0
-    for i in range(a.requests):
-        if i:
-            time.sleep(a.interval_ms / 1000)
-        try:
+    lock = threading.Lock()  # the session
+    out = threading.Lock()  # the counters and stdout
+    totals = {"ok": 0, "unauthorized": 0, "errors": 0, "next": 0}
+
+    def prepare():
+        """Refreshes or logs in when needed; the access token to send."""
+        if a.misbehave == "race":
+            with lock:
+                access, due = st["access"], time.monotonic() >= st["refresh_at"]
+            if access is not None and due:
+                refresh()  # unlocked: every due thread refreshes
+            with lock:
+                if st["access"] is None:
+                    refresh() if st["refresh"] else login()
+                return st["access"]
+        with lock:
             if st["access"] is None:
                 refresh() if st["refresh"] else login()
             elif a.misbehave == "storm" or (
                     a.misbehave != "late" and time.monotonic() >= st["refresh_at"]):
                 refresh()
-            status, _ = call("GET", api + a.path, bearer=st["access"])
-            if status == 401 and a.misbehave == "late":
-                refresh()
-        except OSError as err:
-            print(f"request {i}: {err}", file=sys.stderr)
-            status = 0
-        if 200 <= status < 300:
-            ok += 1
-        elif status == 401:
-            unauthorized += 1
-        else:
-            errors += 1
-        print(json.dumps({"i": i, "status": status, "refreshes": st["refreshes"],
-                          "logins": st["logins"]}, separators=(",", ":")), flush=True)
+            return st["access"]
+
+    def caller():
+        for n in range(a.requests):
+            if n:
+                time.sleep(a.interval_ms / 1000)
+            try:
+                status, _ = call("GET", api + a.path, bearer=prepare())
+                if status == 401 and a.misbehave == "late":
+                    with lock:
+                        refresh()
+            except OSError as err:
+                print(f"request: {err}", file=sys.stderr)
+                status = 0
+            with out:
+                if 200 <= status < 300:
+                    totals["ok"] += 1
+                elif status == 401:
+                    totals["unauthorized"] += 1
+                else:
+                    totals["errors"] += 1
+                i = totals["next"]
+                totals["next"] += 1
+                print(json.dumps({"i": i, "status": status, "refreshes": st["refreshes"],
+                                  "logins": st["logins"]}, separators=(",", ":")), flush=True)
+
+    threads = [threading.Thread(target=caller) for _ in range(max(a.concurrency, 1))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    requests = a.requests * len(threads)
     refreshes = st["refreshes"] + (1 if a.misbehave == "miscount" else 0)
-    print(json.dumps({"summary": {"requests": a.requests, "ok": ok, "unauthorized": unauthorized,
-                                  "errors": errors, "refreshes": refreshes,
+    print(json.dumps({"summary": {"requests": requests, "ok": totals["ok"],
+                                  "unauthorized": totals["unauthorized"],
+                                  "errors": totals["errors"], "refreshes": refreshes,
                                   "logins": st["logins"]}}, separators=(",", ":")), flush=True)
-    return 0 if ok == a.requests else 1
+    return 0 if totals["ok"] == requests else 1
 
 
 if __name__ == "__main__":

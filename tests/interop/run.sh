@@ -1,14 +1,30 @@
 #!/usr/bin/env bash
-# Real interop test: the crate's std_http example against a real Django + DRF + SimpleJWT server
-# (3-second access tokens, rotation, blacklist), checked from the server's request log.
+# Real interop test: the crate's clients against a real Django + DRF + SimpleJWT server (3-second
+# access tokens, rotation, blacklist) served by gunicorn, checked from the server's request log.
 #
 #   bash tests/interop/run.sh        # from the repository root (any cwd works)
 #
+# Run sets (all by default; INTEROP_SETS="std ureq" picks some):
+#   std      A, B, C     examples/std_http over its own std::net transport: a plain run, a run
+#                        with --store (logs in, saves every rotation) and one restoring from it
+#   ureq     UA, UB, UC  the same with std_http --transport ureq (the UreqTransport adapter)
+#   reqwest  RA, RB, RC  the same with examples/tokio_server --tasks 1 (the ReqwestTransport
+#                        adapter under tokio)
+#   threads  T32         std_http --concurrency 32: 32 threads, one SharedClient, about 20 s
+#   tasks    K100        tokio_server --tasks 100: 100 tokio tasks, one SharedClient, about 20 s
+# check.py states what each set must show (and why its bounds are what they are).
+#
 # Needs Python 3 (venv + pip) and PyPI; pins are in tests/interop/requirements.txt. The venv is
 # kept in tests/interop/.venv (gitignored; INTEROP_VENV overrides) and reused while the pins are
-# unchanged. INTEROP_CLIENT="python3 tests/interop/mock_client.py" swaps in the Python stand-in
-# client (to test the harness itself). Quiet on success; on failure prints the relevant logs and
-# keeps its work folder.
+# unchanged. Every run set is served by one gunicorn server on 127.0.0.1 (INTEROP_WORKERS worker
+# processes, default 4, of INTEROP_THREADS threads each, default 32: more than the 100 tasks'
+# connections). INTEROP_SERVER=runserver serves with Django's development server instead, for
+# diagnosis only (it is not meant to hold the concurrent sets' load).
+#
+# INTEROP_CLIENT="python3 tests/interop/mock_client.py" swaps in the Python stand-in client for
+# every set (to test the harness itself). INTEROP_VERBOSE=1 prints check.py's figures for every
+# run; INTEROP_KEEP=1 keeps the work folder (logs, outputs) after a pass. Quiet on success (one
+# line per run set); on failure prints the relevant logs and keeps its work folder.
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -17,6 +33,10 @@ cd "$ROOT"
 
 PYTHON=${PYTHON:-python3}
 VENV=${INTEROP_VENV:-$HERE/.venv}
+SETS=${INTEROP_SETS:-std ureq reqwest threads tasks}
+SERVER_KIND=${INTEROP_SERVER:-gunicorn}
+WORKERS=${INTEROP_WORKERS:-4}
+THREADS=${INTEROP_THREADS:-32}
 USERNAME=device
 START=$SECONDS
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/jwt-refresh-interop.XXXXXX")"
@@ -24,16 +44,34 @@ SERVER_PID=""
 CLIENT_PID=""
 
 say() { printf 'interop: %s\n' "$*"; }
-show() { # show FILE TITLE: the tail of a log, on failure
+show() { # show FILE TITLE [LINES]: the tail of a log, on failure
   printf '\n----- %s (%s) -----\n' "$2" "$1" >&2
   if [[ -s "$1" ]]; then tail -n "${3:-60}" "$1" >&2; else echo "(empty)" >&2; fi
 }
+want_set() { [[ " $SETS " == *" $1 "* ]]; }
+for s in $SETS; do
+  case $s in std | ureq | reqwest | threads | tasks) ;; *)
+    echo "interop: unknown run set '$s' in INTEROP_SETS (std ureq reqwest threads tasks)" >&2
+    exit 2
+    ;;
+  esac
+done
+case $SERVER_KIND in gunicorn | runserver) ;; *)
+  echo "interop: INTEROP_SERVER must be gunicorn or runserver" >&2
+  exit 2
+  ;;
+esac
 
 stop_server() {
   if [[ -n "$SERVER_PID" ]]; then
-    kill "$SERVER_PID" 2>/dev/null || true
-    for _ in $(seq 50); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
-    kill -9 "$SERVER_PID" 2>/dev/null || true
+    # gunicorn: INT is its quick shutdown (the master stops its workers); runserver: as ^C.
+    kill -INT "$SERVER_PID" 2>/dev/null || true
+    for _ in $(seq 100); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
+    if kill -0 "$SERVER_PID" 2>/dev/null; then
+      # Stuck: its workers (children of this pid) first, then the master.
+      pkill -KILL -P "$SERVER_PID" 2>/dev/null || true
+      kill -KILL "$SERVER_PID" 2>/dev/null || true
+    fi
     wait "$SERVER_PID" 2>/dev/null || true
     SERVER_PID=""
   fi
@@ -45,8 +83,10 @@ cleanup() {
     wait "$CLIENT_PID" 2>/dev/null || true
   fi
   stop_server
-  if [[ $rc -eq 0 ]]; then
+  if [[ $rc -eq 0 && -z "${INTEROP_KEEP:-}" ]]; then
     rm -rf "$WORK"
+  elif [[ $rc -eq 0 ]]; then
+    echo "interop: work folder kept in $WORK (INTEROP_KEEP)"
   else
     echo "interop: FAILED (exit $rc); logs kept in $WORK" >&2
   fi
@@ -76,22 +116,45 @@ if [[ ! -x "$VENV/bin/python" || "$(cat "$VENV/.interop-stamp" 2>/dev/null)" != 
   printf '%s' "$want" >"$VENV/.interop-stamp"
 fi
 PY="$VENV/bin/python"
-VERSIONS="$("$PY" -c 'import importlib.metadata as m; print(", ".join(f"{p} {m.version(p)}" for p in ("Django", "djangorestframework", "djangorestframework-simplejwt", "PyJWT")))')"
+VERSIONS="$("$PY" -c 'import importlib.metadata as m; print(", ".join(f"{p} {m.version(p)}" for p in
+  ("Django", "djangorestframework", "djangorestframework-simplejwt", "PyJWT", "gunicorn")))')"
 INSTALLED=$SECONDS
 
-# --- 2. the client ---------------------------------------------------------------------------
+# --- 2. the clients --------------------------------------------------------------------------
+# Each build is copied out of target/: std_http is built twice (with and without the ureq
+# feature) and both builds land on the same path there.
+BIN="$WORK/bin"
+mkdir -p "$BIN"
+build() { # build NAME FEATURES EXAMPLE: cargo build, then copy the example to $BIN/NAME
+  local name=$1 features=$2 example=$3 dir
+  cargo build --quiet ${features:+--features "$features"} --example "$example" \
+    >>"$WORK/cargo.log" 2>&1 || { show "$WORK/cargo.log" "cargo build $features $example"; exit 1; }
+  dir="$(cargo metadata --format-version 1 --no-deps |
+    "$PY" -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')/debug/examples"
+  cp "$dir/$example" "$BIN/$name"
+}
 if [[ -n "${INTEROP_CLIENT:-}" ]]; then
-  read -r -a CLIENT <<<"$INTEROP_CLIENT"
-  say "client: $INTEROP_CLIENT (INTEROP_CLIENT)"
+  read -r -a MOCK <<<"$INTEROP_CLIENT"
+  say "client: $INTEROP_CLIENT (INTEROP_CLIENT) for every set"
+  STD_CLIENT=("${MOCK[@]}")
+  UREQ_CLIENT=("${MOCK[@]}" --transport ureq)
+  TOKIO_CLIENT=("${MOCK[@]}")
 else
-  if [[ ! -f examples/std_http.rs && ! -f examples/std_http/main.rs ]]; then
-    echo "interop: examples/std_http is missing: nothing to test (set INTEROP_CLIENT to test the harness)" >&2
-    exit 1
-  fi
-  say "building the std_http example"
-  cargo build --quiet --example std_http >"$WORK/cargo.log" 2>&1 || { show "$WORK/cargo.log" "cargo build"; exit 1; }
-  CLIENT=(cargo run --quiet --example std_http --)
+  for f in examples/std_http/main.rs examples/tokio_server.rs; do
+    if [[ ! -f $f ]]; then
+      echo "interop: $f is missing (set INTEROP_CLIENT to test the harness)" >&2
+      exit 1
+    fi
+  done
+  say "building the clients (std_http, std_http --features ureq, tokio_server --features reqwest)"
+  if want_set std || want_set threads; then build std_http "" std_http; fi
+  if want_set ureq; then build std_http-ureq ureq std_http; fi
+  if want_set reqwest || want_set tasks; then build tokio_server reqwest tokio_server; fi
+  STD_CLIENT=("$BIN/std_http")
+  UREQ_CLIENT=("$BIN/std_http-ureq" --transport ureq)
+  TOKIO_CLIENT=("$BIN/tokio_server")
 fi
+BUILT=$SECONDS
 
 # --- 3. the server ---------------------------------------------------------------------------
 export PYTHONDONTWRITEBYTECODE=1
@@ -113,7 +176,17 @@ get_user_model().objects.create_user(os.environ["INTEROP_USER"], password=os.env
 
 for attempt in 1 2 3; do
   PORT="$("$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')"
-  "$PY" "$HERE/manage.py" runserver "127.0.0.1:$PORT" --noreload >"$WORK/server.out" 2>&1 &
+  if [[ $SERVER_KIND == gunicorn ]]; then
+    # gthread workers: a thread per request being served, idle keep-alive connections parked in
+    # the worker's poller. Keep-alive 30 s: longer than any pause of a client between requests,
+    # so that a pooled connection (ureq, reqwest) is not closed under a request in the test.
+    "$VENV/bin/gunicorn" --chdir "$HERE" --bind "127.0.0.1:$PORT" \
+      --workers "$WORKERS" --worker-class gthread --threads "$THREADS" \
+      --keep-alive 30 --timeout 60 --graceful-timeout 5 --log-level warning \
+      interop_server.wsgi:application >"$WORK/server.out" 2>&1 &
+  else
+    "$PY" "$HERE/manage.py" runserver "127.0.0.1:$PORT" --noreload >"$WORK/server.out" 2>&1 &
+  fi
   SERVER_PID=$!
   if "$PY" - "$PORT" "$SERVER_PID" <<'PYEOF'
 import os, sys, time, urllib.request
@@ -137,49 +210,103 @@ PYEOF
     break
   fi
   stop_server
-  if [[ $attempt -eq 3 ]]; then show "$WORK/server.out" "runserver"; exit 1; fi
+  if [[ $attempt -eq 3 ]]; then show "$WORK/server.out" "$SERVER_KIND"; exit 1; fi
 done
 API="http://127.0.0.1:$PORT"
-say "server up at $API (pid $SERVER_PID; $VERSIONS)"
+if [[ $SERVER_KIND == gunicorn ]]; then
+  say "server up at $API (gunicorn, $WORKERS workers x $THREADS threads; $VERSIONS)"
+else
+  say "server up at $API (runserver; $VERSIONS)"
+fi
+# The health probes are not part of any run.
+: >"$INTEROP_LOG"
 
 # --- 4. the runs -----------------------------------------------------------------------------
-# run_client NAME REQUESTS INTERVAL_MS [EXTRA ARGS...]: runs the client, records which server log
-# lines belong to the run, and its exit status, for check.py.
+# run_client NAME CALLERS REQUESTS INTERVAL_MS CLIENT [ARGS...]: runs the client with the
+# server's address and credentials, records which server log lines belong to the run, its exit
+# status and wall-clock times, for check.py. CALLERS: the threads or tasks the ARGS ask for.
+RUNS=()
 run_client() {
-  local name=$1 requests=$2 interval=$3 start end rc
-  shift 3
+  local name=$1 callers=$2 requests=$3 interval=$4 start end t0 t1 rc
+  shift 4
+  RUNS+=("$name")
   start=$(wc -l <"$INTEROP_LOG")
-  say "run $name: --requests $requests --interval-ms $interval $*"
+  t0=$(date +%s.%N)
+  if [[ -n "${INTEROP_VERBOSE:-}" ]]; then
+    say "run $name: $* --requests $requests --interval-ms $interval"
+  fi
   # In the background and waited for, so that a signal stops the script (and the client, in
   # cleanup) at once.
-  "${CLIENT[@]}" --api "$API" --username "$USERNAME" --password "$PASSWORD" \
-    --requests "$requests" --interval-ms "$interval" "$@" \
+  "$@" --api "$API" --username "$USERNAME" --password "$PASSWORD" \
+    --requests "$requests" --interval-ms "$interval" \
     >"$WORK/$name.stdout" 2>"$WORK/$name.stderr" </dev/null &
   CLIENT_PID=$!
   rc=0
   wait "$CLIENT_PID" || rc=$?
   CLIENT_PID=""
+  t1=$(date +%s.%N)
   end=$(wc -l <"$INTEROP_LOG")
-  printf '{"start": %d, "end": %d, "rc": %d, "requests": %d, "interval_ms": %d}\n' \
-    "$start" "$end" "$rc" "$requests" "$interval" >"$WORK/$name.meta"
+  printf '{"start": %d, "end": %d, "rc": %d, "requests": %d, "interval_ms": %d, "callers": %d, ' \
+    "$start" "$end" "$rc" "$requests" "$interval" "$callers" >"$WORK/$name.meta"
+  printf '"wall_start": %s, "wall_end": %s}\n' "$t0" "$t1" >>"$WORK/$name.meta"
   if [[ $rc -ne 0 ]]; then
     echo "interop: run $name: the client exited $rc" >&2
     show "$WORK/$name.stderr" "run $name stderr" 30
   fi
 }
 
-STORE="$WORK/refresh.txt"
-run_client A 24 500
-run_client B 8 500 --store "$STORE"
-cp "$STORE" "$WORK/store-after-B.txt" 2>/dev/null || true
-run_client C 8 500 --store "$STORE"
-cp "$STORE" "$WORK/store-after-C.txt" 2>/dev/null || true
+# sequence SET P S R CLIENT...: the plain run P, then S with an empty --store, then R restoring
+# from it; copies of the store after S and R for check.py.
+CHECK_ARGS=()
+sequence() {
+  local set=$1 p=$2 s=$3 r=$4 store
+  shift 4
+  store="$WORK/$set-refresh.txt"
+  run_client "$p" 1 24 500 "$@"
+  run_client "$s" 1 8 500 "$@" --store "$store"
+  cp "$store" "$WORK/store-after-$s.txt" 2>/dev/null || true
+  run_client "$r" 1 8 500 "$@" --store "$store"
+  cp "$store" "$WORK/store-after-$r.txt" 2>/dev/null || true
+  CHECK_ARGS+=(--set "$set=$p,$s,$r")
+}
+
+# Concurrent runs: about 20 s of requests from every caller (the first at 0 s, the last at 20 s).
+# 32 threads x 41 requests 500 ms apart (about 64 requests/s); 100 tasks x 21 requests 1 s
+# apart (about 100 requests/s).
+if want_set std; then sequence std A B C "${STD_CLIENT[@]}"; fi
+if want_set ureq; then sequence ureq UA UB UC "${UREQ_CLIENT[@]}"; fi
+if want_set reqwest; then sequence reqwest RA RB RC "${TOKIO_CLIENT[@]}" --tasks 1; fi
+if want_set threads; then
+  run_client T32 32 41 500 "${STD_CLIENT[@]}" --concurrency 32
+  CHECK_ARGS+=(--concurrent "threads=T32")
+fi
+if want_set tasks; then
+  run_client K100 100 21 1000 "${TOKIO_CLIENT[@]}" --tasks 100
+  CHECK_ARGS+=(--concurrent "tasks=K100")
+fi
 
 # --- 5. check --------------------------------------------------------------------------------
-if ! "$PY" "$HERE/check.py" --api "$API" --log "$INTEROP_LOG" --dir "$WORK" --lifetime 3; then
-  for name in A B C; do show "$WORK/$name.stderr" "run $name stderr" 15; done
-  show "$WORK/server.out" "runserver" 30
+# Trouble in the server's output (a traceback, an internal server error, "database is locked",
+# a worker timeout, a gunicorn error) fails the test, whatever the answers were. (Django's
+# "Unauthorized: ..." warnings are expected: check.py's replays of rotated refresh tokens.)
+server_trouble() {
+  grep -E -n 'Traceback|Error|locked|WORKER TIMEOUT|\[(ERROR|CRITICAL|WARNING)\]' \
+    "$WORK/server.out" || true
+}
+# check.py replays rotated refresh tokens against the server, so it runs before the server stops.
+check_rc=0
+"$PY" "$HERE/check.py" --api "$API" --log "$INTEROP_LOG" --dir "$WORK" --lifetime 3 \
+  ${INTEROP_VERBOSE:+--verbose} "${CHECK_ARGS[@]}" >"$WORK/check.out" 2>&1 || check_rc=$?
+stop_server
+trouble="$(server_trouble)"
+sed 's/^/interop: /' "$WORK/check.out"
+if [[ -n $trouble ]]; then
+  printf '\ninterop: the server logged trouble:\n%s\n' "$trouble" >&2
+fi
+if [[ $check_rc -ne 0 || -n $trouble ]]; then
+  for name in "${RUNS[@]}"; do show "$WORK/$name.stderr" "run $name stderr" 15; done
+  show "$WORK/server.out" "$SERVER_KIND" 30
   exit 1
 fi
-stop_server
-say "passed in $((SECONDS - START)) s ($((SECONDS - INSTALLED)) s after installs); client: ${CLIENT[*]}"
+say "passed in $((SECONDS - START)) s ($((BUILT - INSTALLED)) s building the clients," \
+  "$((SECONDS - BUILT)) s serving and checking)"

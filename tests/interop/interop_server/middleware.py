@@ -1,16 +1,17 @@
 """Request log for the interop checker: one JSON line per request, appended to $INTEROP_LOG.
 
-Every line has `t` (wall time at arrival, float seconds since the epoch), `t_end` (when the
-response was ready), `method`, `path` and `status`. Tokens are decoded WITHOUT verification (only
-to tell the checker what was presented); the server itself verifies them as usual.
+Every line has `t` (wall time at arrival in Django, float seconds since the epoch), `t_end` (when
+the response was ready), `pid` (the worker process), `method`, `path` and `status`. Tokens are
+decoded WITHOUT verification (only to tell the checker what was presented); the server itself
+verifies them as usual.
 
 - `/api/protected/`: `auth` ("bearer", "none" or "other"), and for a bearer JWT its `jti`,
   `token_type`, `exp`, `remaining` (`exp - t`) and `expired` (`t >= exp`: SimpleJWT rejects a
   token once now >= exp, with LEEWAY = 0).
 - `/api/token/` and `/api/token/refresh/`: `presented_refresh` (+ `_jti`) from the request body,
-  `returned_refresh` / `returned_access` (+ `_jti`, and `returned_access_exp`) from a 2xx answer,
-  `error` (`code` / `detail`) from an error answer. Full refresh tokens are logged so that the
-  checker can replay a rotated one: this is a throwaway test server with a random key.
+  `returned_refresh` / `returned_access` (+ `_jti`, and `returned_access_exp` / `_iat`) from a 2xx
+  answer, `error` (`code` / `detail`) from an error answer. Full refresh tokens are logged so
+  that the checker can replay a rotated one: this is a throwaway test server with a random key.
 """
 import base64
 import json
@@ -51,7 +52,7 @@ class RequestLogMiddleware:
 
     def __call__(self, request):
         t = time.time()
-        entry = {"t": t, "method": request.method, "path": request.path}
+        entry = {"t": t, "pid": os.getpid(), "method": request.method, "path": request.path}
 
         if request.path == "/api/protected/":
             header = request.META.get("HTTP_AUTHORIZATION", "")
@@ -93,11 +94,20 @@ class RequestLogMiddleware:
                             entry["returned_refresh"] = token
                         else:
                             entry["returned_access_exp"] = claims.get("exp")
+                            entry["returned_access_iat"] = claims.get("iat")
             else:
                 entry["error"] = {"code": answer.get("code"), "detail": answer.get("detail")}
 
-        line = json.dumps(entry, sort_keys=True) + "\n"
+        # One write(2) of the whole line with O_APPEND: lines from several worker processes
+        # (gunicorn) never interleave. A line is written before the response leaves, so once a
+        # client has its answers, their lines are in the log.
+        line = (json.dumps(entry, sort_keys=True) + "\n").encode("utf-8")
         with _lock:
-            with open(self.path, "a", encoding="utf-8") as log:
-                log.write(line)
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            try:
+                written = os.write(fd, line)
+            finally:
+                os.close(fd)
+        if written != len(line):
+            raise OSError(f"short write to {self.path}: {written} of {len(line)} bytes")
         return response

@@ -1,6 +1,6 @@
 """Settings of the interop test server: SimpleJWT with 3-second access tokens, rotation and the
-blacklist, SQLite in a temporary folder, bound to 127.0.0.1 only. Configured by run.sh through
-environment variables:
+blacklist, SQLite in a temporary folder, bound to 127.0.0.1 only (gunicorn with several worker
+processes and threads, see run.sh). Configured by run.sh through environment variables:
 
 - INTEROP_DB: path of the SQLite database (required).
 - INTEROP_LOG: path of the JSON-lines request log (required, see middleware.py).
@@ -28,10 +28,19 @@ MIDDLEWARE = [
 
 ROOT_URLCONF = "interop_server.urls"
 
+# SQLite written by several gunicorn workers at once (the refreshes and the blacklist, a login):
+# WAL lets readers (every authenticated request reads the user) go on during a write, and
+# IMMEDIATE transactions take the write lock when they begin, waiting up to `timeout` seconds for
+# it, instead of failing with "database is locked" when a reading transaction tries to write.
 DATABASES = {
     "default": {
         "ENGINE": "django.db.backends.sqlite3",
         "NAME": os.environ["INTEROP_DB"],
+        "OPTIONS": {
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            "transaction_mode": "IMMEDIATE",
+            "timeout": 20,
+        },
     }
 }
 
@@ -58,7 +67,8 @@ SIMPLE_JWT = {
     "LEEWAY": 0,
 }
 
-# Quiet server: runserver's own access lines still go to its stderr (run.sh keeps them in a file).
+# Quiet server: warnings and errors (a "database is locked", a traceback) go to the server's
+# stderr, which run.sh keeps in a file and scans.
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
