@@ -20,7 +20,7 @@ use std::time::Duration as StdDuration;
 use jwt_refresh::protocol::{Credentials, SimpleJwt};
 use jwt_refresh::reqwest::{ReqwestTransport, TokioDelay};
 use jwt_refresh::shared::{SharedClient, StdRawMutex};
-use jwt_refresh::{FileStore, Protocol, RefreshPolicy, Request, Session, SystemClock};
+use jwt_refresh::{Error, FileStore, Protocol, RefreshPolicy, Request, Session, SystemClock};
 
 const USAGE: &str = "usage: tokio_server --api URL --username U --password P
     [--tasks N] [--requests N] [--interval-ms M] [--path P] [--store FILE]";
@@ -125,7 +125,8 @@ async fn main() -> ExitCode {
                 // Each task has its own buffers: the lock is never held while they are used.
                 let (mut scratch, mut body) = (vec![0u8; 4096], vec![0u8; 64 * 1024]);
                 let request = Request::get(&args.path);
-                let mut ok = 0u32;
+                // Answers: 2xx, 401 (an answer or the driver's `Unauthorized`), anything else.
+                let mut counts = [0u32; 3];
                 for n in 0..args.requests {
                     if n > 0 {
                         tokio::time::sleep(StdDuration::from_millis(args.interval_ms)).await;
@@ -141,37 +142,36 @@ async fn main() -> ExitCode {
                         .await;
                     let stats = client.stats();
                     let i = next.fetch_add(1, Ordering::Relaxed);
-                    let status = match &result {
-                        Ok(response) => {
-                            ok += u32::from(response.is_success());
-                            response.status.to_string()
-                        }
+                    let (kind, status) = match &result {
+                        Ok(r) if r.is_success() => (0, r.status.to_string()),
+                        Ok(r) => (usize::from(r.status != 401) + 1, r.status.to_string()),
+                        Err(Error::Unauthorized(r)) => (1, r.status.to_string()),
                         Err(e) => {
                             eprintln!("request {i}: {e}");
-                            "null".into()
+                            (2, "null".into())
                         }
                     };
+                    counts[kind] += 1;
                     println!(
                         r#"{{"i":{i},"status":{status},"refreshes":{},"logins":{}}}"#,
                         stats.refreshes, stats.logins
                     );
                 }
-                ok
+                counts
             })
         })
         .collect();
-    let mut ok = 0;
-    for task in tasks {
-        ok += task.await.unwrap_or(0);
-    }
     let requests = args.tasks * args.requests;
+    // A task that panicked counts all its requests as errors.
+    let [mut ok, mut unauthorized, mut errors] = [0u32; 3];
+    for task in tasks {
+        let [o, u, e] = task.await.unwrap_or([0, 0, args.requests]);
+        (ok, unauthorized, errors) = (ok + o, unauthorized + u, errors + e);
+    }
     let stats = client.stats();
     println!(
-        r#"{{"summary":{{"requests":{requests},"ok":{ok},"unauthorized":{},"errors":{},"refreshes":{},"logins":{}}}}}"#,
-        stats.unauthorized,
-        requests - ok,
-        stats.refreshes,
-        stats.logins
+        r#"{{"summary":{{"requests":{requests},"ok":{ok},"unauthorized":{unauthorized},"errors":{errors},"refreshes":{},"logins":{}}}}}"#,
+        stats.refreshes, stats.logins
     );
     if ok == requests {
         ExitCode::SUCCESS
