@@ -242,11 +242,7 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::Url { endpoint, reason } => {
-                let which = match endpoint {
-                    Endpoint::Api => "API",
-                    Endpoint::Auth => "token endpoint",
-                };
-                write!(f, "unusable {which} base URL: {reason}")
+                write!(f, "unusable {} base URL: {reason}", endpoint.label())
             }
             Error::InvalidHeader(name) => write!(f, "the request's {name} is not a header value"),
             Error::Http(e) => write!(f, "{e}"),

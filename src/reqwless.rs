@@ -250,11 +250,7 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::Url { endpoint, reason } => {
-                let which = match endpoint {
-                    Endpoint::Api => "API",
-                    Endpoint::Auth => "token endpoint",
-                };
-                write!(f, "unusable {which} base URL: {reason}")
+                write!(f, "unusable {} base URL: {reason}", endpoint.label())
             }
             Error::InvalidRequest(part) => write!(f, "the request's {part} cannot be sent"),
             Error::HeadTooLarge => f.write_str("the answer's head does not fit the rx buffer"),

@@ -9,6 +9,8 @@
 
 #[path = "../examples/support/server.rs"]
 mod server;
+#[path = "support/timeline.rs"]
+mod timeline;
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -22,13 +24,14 @@ use jwt_refresh::protocol::{Credentials, SimpleJwt};
 use jwt_refresh::reqwest::{ReqwestTransport, TokioDelay, DEFAULT_TIMEOUT};
 use jwt_refresh::transport::{BearerError, Endpoint, Error as _, ErrorKind, Request, Response};
 use jwt_refresh::{
-    AsyncClient, AsyncTransport, Clock, Duration, NoStore, Protocol, RefreshPolicy, Session, Stats,
+    AsyncClient, AsyncTransport, Clock, Duration, NoStore, Protocol, RefreshPolicy, Session,
     SystemClock,
 };
 use server::{
     EventKind, Fault, FaultAction, Framing, Server, ServerConfig, PROTECTED_PATH, REFRESH_PATH,
     TOKEN_PATH,
 };
+use timeline::Seen;
 
 const API: Request<'static> = Request::get(PROTECTED_PATH);
 const FRAMINGS: [Framing; 3] = [Framing::ContentLength, Framing::Chunked, Framing::Close];
@@ -73,17 +76,6 @@ fn no_jitter() -> RefreshPolicy {
         first_jitter_permille: 0,
         ..RefreshPolicy::default()
     }
-}
-
-/// What the session's schedule said before each send, and its statistics at the end.
-#[derive(Debug, Default)]
-struct Seen {
-    statuses: Vec<u16>,
-    /// Before the third send: past `refresh_at`, still usable.
-    due_but_usable: bool,
-    /// Before the fourth send: past `expires_at`.
-    expired: bool,
-    stats: Stats,
 }
 
 /// The client under test: the real driver over reqwest, on tokio and the host's clocks.
@@ -144,41 +136,8 @@ async fn timeline(framing: Framing) {
     let seen = run_timeline(server.url()).await;
     server.stop();
 
-    assert_eq!(seen.statuses, [200, 200, 200, 200], "{framing:?}");
-    assert!(
-        seen.due_but_usable,
-        "{framing:?}: the third send refreshed ahead of expiry"
-    );
-    assert!(
-        seen.expired,
-        "{framing:?}: the fourth send found the token expired"
-    );
-    assert_eq!(
-        (seen.stats.logins, seen.stats.refreshes, seen.stats.failures),
-        (1, 2, 0),
-        "{framing:?}"
-    );
     let events = server.events();
-    let kinds: Vec<EventKind> = events.iter().map(|e| e.kind).collect();
-    use EventKind::{Login, Protected, Refresh};
-    assert_eq!(
-        kinds,
-        [Login, Protected, Protected, Refresh, Protected, Refresh, Protected],
-        "{framing:?}"
-    );
-    assert!(events.iter().all(|e| e.status == 200), "{events:?}");
-    assert!(
-        events.iter().all(|e| !e.presented_expired),
-        "{framing:?}: a token was sent expired: {events:?}"
-    );
-    // Each API request carried the access token of the token request before it.
-    let mut issued = None;
-    for event in &events {
-        match event.kind {
-            Login | Refresh => issued = event.issued_jti.clone(),
-            _ => assert_eq!(event.token_jti, issued, "{framing:?}"),
-        }
-    }
+    timeline::check(framing, &seen, &events);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

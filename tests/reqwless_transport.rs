@@ -12,6 +12,8 @@
 
 #[path = "../examples/support/server.rs"]
 mod server;
+#[path = "support/timeline.rs"]
+mod timeline;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -24,12 +26,13 @@ use jwt_refresh::reqwless::reqwless::client::HttpClient;
 use jwt_refresh::reqwless::{Error as ReqwlessError, NoTimeout, ReqwlessTransport};
 use jwt_refresh::transport::{BearerError, Endpoint, Error as _, ErrorKind, Request};
 use jwt_refresh::{
-    AsyncClient, AsyncTransport, Clock, Duration, NoStore, Protocol, RefreshPolicy, Session, Stats,
+    AsyncClient, AsyncTransport, Clock, Duration, NoStore, Protocol, RefreshPolicy, Session,
     SystemClock,
 };
 use server::{
     EventKind, Fault, FaultAction, Framing, Server, ServerConfig, PROTECTED_PATH, TOKEN_PATH,
 };
+use timeline::Seen;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const API: Request<'static> = Request::get(PROTECTED_PATH);
@@ -182,17 +185,6 @@ fn device() -> Protocol<'static> {
 // The driver: login, API requests, a refresh ahead of expiry, an expiry, a refresh
 // ---------------------------------------------------------------------------------------------
 
-/// What the session's schedule said before each send, and its statistics at the end.
-#[derive(Debug, Default)]
-struct Seen {
-    statuses: Vec<u16>,
-    /// Before the third send: past `refresh_at`, still usable.
-    due_but_usable: bool,
-    /// Before the fourth send: past `expires_at`.
-    expired: bool,
-    stats: Stats,
-}
-
 type Client<'a, 'b> = AsyncClient<'static, 'b, Transport<'a>, SystemClock, TokioSleep, NoStore>;
 
 async fn send_api(client: &mut Client<'_, '_>, body: &mut [u8]) -> u16 {
@@ -246,41 +238,8 @@ async fn timeline(framing: Framing) {
     drop(client);
     server.stop();
 
-    assert_eq!(seen.statuses, [200, 200, 200, 200], "{framing:?}");
-    assert!(
-        seen.due_but_usable,
-        "{framing:?}: refreshed ahead of expiry"
-    );
-    assert!(
-        seen.expired,
-        "{framing:?}: the fourth send found it expired"
-    );
-    assert_eq!(
-        (seen.stats.logins, seen.stats.refreshes, seen.stats.failures),
-        (1, 2, 0),
-        "{framing:?}"
-    );
     let events = server.events();
-    let kinds: Vec<EventKind> = events.iter().map(|e| e.kind).collect();
-    use EventKind::{Login, Protected, Refresh};
-    assert_eq!(
-        kinds,
-        [Login, Protected, Protected, Refresh, Protected, Refresh, Protected],
-        "{framing:?}"
-    );
-    assert!(events.iter().all(|e| e.status == 200), "{events:?}");
-    assert!(
-        events.iter().all(|e| !e.presented_expired),
-        "{framing:?}: a token was sent expired: {events:?}"
-    );
-    // Each API request carried the access token of the token request before it.
-    let mut issued = None;
-    for event in &events {
-        match event.kind {
-            Login | Refresh => issued = event.issued_jti.clone(),
-            _ => assert_eq!(event.token_jti, issued, "{framing:?}"),
-        }
-    }
+    timeline::check(framing, &seen, &events);
     // One connection per request, token requests included.
     assert_eq!(
         stack.connects.load(Ordering::SeqCst),

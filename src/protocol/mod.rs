@@ -78,6 +78,17 @@ pub enum Endpoint {
     Auth,
 }
 
+#[cfg(any(feature = "reqwest", feature = "reqwless"))]
+impl Endpoint {
+    /// `"API"` or `"token endpoint"`, for the adapters' messages.
+    pub(crate) const fn label(self) -> &'static str {
+        match self {
+            Endpoint::Api => "API",
+            Endpoint::Auth => "token endpoint",
+        }
+    }
+}
+
 /// A request to send, borrowed from the session and the caller's buffer.
 ///
 /// `Debug` leaves out the body and the `Authorization` value: they carry secrets.
