@@ -74,7 +74,7 @@
 //! # Features
 //! - `defmt`: `defmt::Format` for the public types. Errors, claims and session state never
 //!   contain token text.
-//! - `embassy-sync`: `shared::EmbassyRawMutex`, the [`SharedClient`] for embassy tasks on
+//! - `embassy-sync`: `shared::EmbassyRawMutex`, the `SharedClient` for embassy tasks on
 //!   embassy-sync's blocking mutex (no std, no alloc).
 //! - `reqwest` (host only): the module `reqwest` with `ReqwestTransport`, a ready
 //!   `AsyncTransport` over reqwest, and `TokioDelay`, to run `AsyncClient` on tokio.
@@ -121,6 +121,7 @@ pub mod reqwest;
 #[cfg(feature = "reqwless")]
 pub mod reqwless;
 pub mod session;
+#[cfg(any(feature = "std", feature = "async"))]
 pub mod shared;
 pub mod store;
 pub mod time;
@@ -148,6 +149,7 @@ pub use session::{
     ApiVerdict, LoginReason, Output, RefreshError, Secret, Session, SessionError, Stats,
     TokenError, TokenId,
 };
+#[cfg(any(feature = "std", feature = "async"))]
 pub use shared::SharedClient;
 #[cfg(feature = "std")]
 pub use store::FileStore;
