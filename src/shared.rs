@@ -573,6 +573,10 @@ where
                         let needed = request.path.len()
                             + request.content_type.map_or(0, str::len)
                             + request.authorization.map_or(0, str::len);
+                        // This poll put the request in flight; it will not be sent: it counts
+                        // as unanswered.
+                        let _ = s.session.handle_no_answer(now);
+                        s.bump();
                         Next::TooSmall(BufferTooSmall { needed })
                     }
                 },
@@ -600,13 +604,6 @@ where
                 }
                 Action::Done => Next::Done,
             };
-            if let Next::TooSmall(_) = next {
-                // The token request will not be sent: it counts as unanswered.
-                if s.session.is_refreshing() {
-                    let _ = s.session.handle_no_answer(now);
-                    s.bump();
-                }
-            }
             next
         });
         wait.unwrap_or(Next::Done)
