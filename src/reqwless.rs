@@ -213,7 +213,6 @@ where
 /// Why a [`ReqwlessTransport`] exchange (or its construction) failed. Never holds a URL, a
 /// header value or a body.
 #[derive(Debug)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[non_exhaustive]
 pub enum Error {
     /// A base URL given to [`ReqwlessTransport::new`] is unusable.
@@ -244,6 +243,35 @@ pub enum Error {
     /// No complete answer within the timeout of
     /// [`with_timeout`](ReqwlessTransport::with_timeout).
     TimedOut,
+}
+
+/// Written by hand rather than derived, so that `defmt` does not need reqwless's own `defmt`
+/// feature (whose log calls would then need a defmt logger in every host build): reqwless's
+/// error goes through its `Debug`.
+#[cfg(feature = "defmt")]
+impl defmt::Format for Error {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        match self {
+            Error::Url { endpoint, reason } => {
+                defmt::write!(
+                    f,
+                    "Url {{ endpoint: {}, reason: {=str} }}",
+                    endpoint,
+                    reason
+                )
+            }
+            Error::InvalidRequest(part) => defmt::write!(f, "InvalidRequest({=str})", part),
+            Error::HeadTooLarge => defmt::write!(f, "HeadTooLarge"),
+            Error::Http(e) => defmt::write!(f, "Http({})", defmt::Debug2Format(e)),
+            Error::BufferTooSmall { needed, capacity } => defmt::write!(
+                f,
+                "BufferTooSmall {{ needed: {}, capacity: {} }}",
+                needed,
+                capacity
+            ),
+            Error::TimedOut => defmt::write!(f, "TimedOut"),
+        }
+    }
 }
 
 impl fmt::Display for Error {

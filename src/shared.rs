@@ -721,6 +721,7 @@ fn range_of(buf: &[u8]) -> (usize, usize) {
 }
 
 /// The elapsed milliseconds between two instants, as a `u32`.
+#[cfg(feature = "async")]
 fn elapsed_ms(from: Instant, to: Instant) -> u32 {
     u32::try_from(to.saturating_duration_since(from).as_millis()).unwrap_or(u32::MAX)
 }
