@@ -22,6 +22,10 @@
 //!   those actions with your [`Transport`], [`Clock`], delay and [`TokenStore`]; an RTOS task
 //!   or an executor of your own can drive the step too.
 //! - [`time`]: [`Instant`] and [`Duration`] on the caller's monotonic clock, [`UnixTime`].
+//! - `shared` (features `std` or `async`): `SharedClient`, one session for many threads or
+//!   tasks; its lock is never held across I/O, and one caller performs each refresh.
+//! - `reqwest` (feature `reqwest`, host only): `ReqwestTransport`, a ready `AsyncTransport`
+//!   over reqwest on tokio, and `TokioDelay`.
 //! - `reqwless` (feature `reqwless`, firmware): `ReqwlessTransport`, a ready `AsyncTransport`
 //!   over reqwless on any `embedded-nal-async` stack (embassy-net), no std, no alloc.
 //! - `ureq` (feature `ureq`, host only): `UreqTransport`, a ready blocking [`Transport`] over
