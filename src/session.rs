@@ -727,6 +727,13 @@ impl<'c, const A: usize, const R: usize> Session<'c, A, R> {
                 EndpointError::RefreshTokenRejected if gen != self.refresh_gen => {
                     RefreshError::Superseded
                 }
+                // A late rejection of an older login, after a newer answer gave the session a
+                // refresh token: that token decides, not the old login's credentials.
+                EndpointError::CredentialsRejected
+                    if gen != self.refresh_gen && self.has_refresh_token() =>
+                {
+                    RefreshError::Superseded
+                }
                 e => RefreshError::Endpoint(e),
             })
             .and_then(|tokens| {

@@ -1815,6 +1815,17 @@ impl Harness {
                         self.failed();
                         self.check_backoff(built.retry_after)?;
                     }
+                    Expect::Rejected
+                        if o.grant == Grant::Login && result == Err(RefreshError::Superseded) =>
+                    {
+                        // A late rejection of an older login, after a newer answer left a
+                        // refresh token: the token stays, and the session backs off.
+                        prop_assert!(from_slot, "Superseded for the login in flight");
+                        prop_assert!(self.s.has_refresh_token());
+                        self.failure = Some((self.g, self.policy.backoff_base.as_millis()));
+                        self.failed();
+                        self.check_backoff(built.retry_after)?;
+                    }
                     Expect::Rejected => {
                         let e = result.expect_err("a rejection was accepted");
                         self.failed();

@@ -1694,6 +1694,19 @@ impl Harness {
                         self.failure = Some((self.g, self.policy.backoff_base.as_millis()));
                         self.configuration = None;
                     }
+                    // A late rejection of an older login, after a newer answer left a refresh
+                    // token: `Superseded`, a transient failure, and the token stays.
+                    Expect::Rejected
+                        if o.grant == Grant::Login
+                            && late
+                            && result == Err(RefreshError::Superseded) =>
+                    {
+                        say(self.refresh.is_some(), || {
+                            "Superseded login without a refresh token".into()
+                        });
+                        self.failure = Some((self.g, self.policy.backoff_base.as_millis()));
+                        self.configuration = None;
+                    }
                     Expect::Rejected => {
                         let e = result.expect_err("a rejection was accepted");
                         match o.grant {
