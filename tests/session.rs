@@ -374,6 +374,40 @@ fn a_late_rejection_of_a_replaced_refresh_token_keeps_its_successor() {
 }
 
 #[test]
+fn a_late_login_rejection_keeps_the_refresh_token_a_newer_answer_left() {
+    // L1 gets no answer within 30 s; L2 goes out after the backoff. L2's answer carries an
+    // access token the session refuses and a refresh token rt1, which is kept. Then L1's late
+    // 401 arrives: it speaks of L1's credentials, and rt1 still decides. No LoginRequired.
+    let mut s = S::new(simplejwt_login(), no_jitter());
+    assert!(matches!(poll(&mut s, t(0)), Said::Login(_)));
+    let Said::Timeout(mut now) = poll(&mut s, t(30)) else {
+        panic!()
+    };
+    let at = loop {
+        match poll(&mut s, now) {
+            Said::Login(_) => break now,
+            Said::Timeout(next) => now = next,
+            other => panic!("waiting for the second login at {now}: {other:?}"),
+        }
+    };
+    let rt1 = mint("refresh", 31, 86_400);
+    assert!(matches!(
+        s.handle_token_response(at, None, &ok(&login_answer(&"x".repeat(2000), &rt1))),
+        Err(RefreshError::Refused(_))
+    ));
+    assert_eq!(poll(&mut s, at), Said::Persist(rt1.clone()));
+    s.handle_persisted(true);
+    let bad = r#"{"detail":"No active account found with the given credentials"}"#;
+    assert_eq!(
+        s.handle_token_response(at, None, &status(401, bad)),
+        Err(RefreshError::Superseded)
+    );
+    assert!(s.has_refresh_token());
+    let (body, _) = refresh_after_backoff(&mut s, at);
+    assert_eq!(body, format!(r#"{{"refresh":"{rt1}"}}"#));
+}
+
+#[test]
 fn an_answer_while_a_newer_request_is_in_flight_is_anchored_at_the_older_send() {
     // R1 goes out at 271 s and times out; R2 goes out later. The answer that comes now may be
     // R1's (issued soon after 271 s): its token is scheduled from 271 s, never from R2's send.
