@@ -5,13 +5,15 @@ processes and threads, see run.sh). Configured by run.sh through environment var
 - INTEROP_DB: path of the SQLite database (required).
 - INTEROP_LOG: path of the JSON-lines request log (required, see middleware.py).
 - INTEROP_SECRET_KEY: signing key (HS256), random per run.
+- INTEROP_OUTAGE (optional): "AFTER:COUNT", a token-endpoint outage (see outage.py).
 """
 import os
 from datetime import timedelta
 
 SECRET_KEY = os.environ.get("INTEROP_SECRET_KEY", "interop-test-only-" + "x" * 48)
 DEBUG = False
-ALLOWED_HOSTS = ["127.0.0.1", "localhost"]
+# 10.0.2.100: the name the firmware of examples/firmware-net uses (QEMU's guestfwd address).
+ALLOWED_HOSTS = ["127.0.0.1", "localhost", "10.0.2.100"]
 
 INSTALLED_APPS = [
     "django.contrib.contenttypes",
@@ -25,6 +27,9 @@ MIDDLEWARE = [
     "interop_server.middleware.RequestLogMiddleware",
     "django.middleware.common.CommonMiddleware",
 ]
+if os.environ.get("INTEROP_OUTAGE"):
+    # After the request log, so that the log records the outage's 503 answers.
+    MIDDLEWARE.append("interop_server.outage.OutageMiddleware")
 
 ROOT_URLCONF = "interop_server.urls"
 

@@ -1,0 +1,131 @@
+#!/usr/bin/env bash
+# The firmware over a real network: builds examples/firmware-net for QEMU's RISC-V `virt` board,
+# starts the Django SimpleJWT server of tests/interop (3-second access tokens, rotation and the
+# blacklist; a token-endpoint outage of OUTAGE_COUNT refreshes after the first OUTAGE_AFTER),
+# boots the firmware twice (the second boot restores the refresh token the first one saved),
+# and checks both boots' output and the server's request log with check.py. Then reports the
+# firmware's flash and RAM and the crate's share of them (size-report.sh).
+#
+# Networking: QEMU user networking with restrict=on (the guest reaches no host and no outside
+# address) and one guestfwd rule: connections to 10.0.2.100:8000 start forwarder.py, which
+# connects to the server on 127.0.0.1. Nothing else is ever contacted.
+#
+# Installs what it needs on a fresh Debian machine with the Rust toolchain: the
+# riscv32imac-unknown-none-elf target and llvm-tools (rustup), qemu-system-misc (apt-get,
+# --no-install-recommends), the server's pinned Python packages (a venv, as tests/interop).
+#
+# Usage: bash examples/firmware-net/run.sh          (from anywhere)
+# Environment: QEMU_TIMEOUT=180 (seconds per boot), FWN_KEEP=1 keeps the work folder,
+#              SIZE_REPORT=0 skips the size report.
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(cd "$HERE/../.." && pwd)"
+TARGET=riscv32imac-unknown-none-elf
+QEMU_TIMEOUT=${QEMU_TIMEOUT:-180}
+PYTHON=${PYTHON:-python3}
+USERNAME=device
+# Boot 1: 24 requests 750 ms apart (about 18 s: six 3-second access lifetimes). Boot 2: 8.
+BOOT1_REQUESTS=24 BOOT2_REQUESTS=8 INTERVAL_MS=750
+# The outage: refreshes 4 to 6 of the server's life are answered 503 (boot 1).
+OUTAGE_AFTER=3 OUTAGE_COUNT=3
+export CARGO_TERM_COLOR=never
+TARGET_DIR=$(realpath -m "${CARGO_TARGET_DIR:-$HERE/target}")
+export CARGO_TARGET_DIR=$TARGET_DIR
+ELF=$TARGET_DIR/$TARGET/release/jwt-refresh-firmware-net
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/jwt-refresh-firmware-net.XXXXXX")"
+START=$SECONDS
+
+say() { printf 'firmware-net: %s\n' "$*"; }
+show() { # show FILE TITLE [LINES]: the tail of a log, on failure
+  printf '\n----- %s (%s) -----\n' "$2" "$1" >&2
+  if [[ -s "$1" ]]; then tail -n "${3:-60}" "$1" >&2; else echo "(empty)" >&2; fi
+}
+as_root() { if [[ $(id -u) == 0 ]]; then "$@"; else sudo "$@"; fi; }
+
+# shellcheck source=../../tests/interop/server.sh
+source "$ROOT/tests/interop/server.sh"
+cleanup() {
+  local rc=$?
+  interop_stop
+  if [[ $rc -eq 0 && -z "${FWN_KEEP:-}" ]]; then
+    rm -rf "$WORK"
+  else
+    echo "firmware-net: work folder kept in $WORK" >&2
+  fi
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# --- 1. tools ----------------------------------------------------------------------------------
+rustup target add "$TARGET" >"$WORK/rustup.log" 2>&1 || { show "$WORK/rustup.log" rustup; exit 1; }
+if ! command -v qemu-system-riscv32 >/dev/null; then
+  say "installing qemu-system-misc (qemu-system-riscv32)"
+  { as_root apt-get update -qq &&
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+      qemu-system-misc; } >"$WORK/apt.log" 2>&1 || { show "$WORK/apt.log" apt-get; exit 1; }
+fi
+QEMU_VERSION="$(qemu-system-riscv32 --version | sed -n 1p)"
+interop_venv
+
+# --- 2. the firmware ---------------------------------------------------------------------------
+say "building the firmware (release, opt-level z, $TARGET); format and clippy"
+rustup component add rustfmt clippy >>"$WORK/rustup.log" 2>&1 || { show "$WORK/rustup.log" rustup; exit 1; }
+(cd "$HERE" && cargo fmt --check && cargo build --release &&
+  cargo clippy --release -- -D warnings &&
+  cargo clippy --release --features baseline -- -D warnings) >"$WORK/cargo.log" 2>&1 ||
+  { show "$WORK/cargo.log" "cargo fmt / build / clippy" 80; exit 1; }
+
+# --- 3. the server, with the outage ------------------------------------------------------------
+export INTEROP_OUTAGE="$OUTAGE_AFTER:$OUTAGE_COUNT"
+interop_start gunicorn 2 8
+say "server up at $API (gunicorn; $VERSIONS; outage: refreshes $((OUTAGE_AFTER + 1))" \
+  "to $((OUTAGE_AFTER + OUTAGE_COUNT)) answered 503)"
+
+# --- 4. two boots ------------------------------------------------------------------------------
+BOOT_DIR="$WORK/device"   # QEMU's working directory: the device's files (config, store)
+mkdir -p "$BOOT_DIR"
+boot() { # boot NAME REQUESTS: one QEMU run; its output in $WORK/NAME.out, lines in NAME.meta
+  local name=$1 requests=$2 start end rc=0
+  printf 'username=%s\npassword=%s\nrequests=%d\ninterval_ms=%d\n' \
+    "$USERNAME" "$PASSWORD" "$requests" "$INTERVAL_MS" >"$BOOT_DIR/firmware.cfg"
+  start=$(wc -l <"$INTEROP_LOG")
+  (cd "$BOOT_DIR" && timeout "$QEMU_TIMEOUT" qemu-system-riscv32 \
+    -machine virt -cpu rv32 -smp 1 -m 16M -nographic -bios none \
+    -semihosting-config enable=on,target=native \
+    -global virtio-mmio.force-legacy=false \
+    -netdev "user,id=net0,restrict=on,guestfwd=tcp:10.0.2.100:8000-cmd:$PY $HERE/forwarder.py $PORT" \
+    -device virtio-net-device,netdev=net0 \
+    -kernel "$ELF") >"$WORK/$name.out" 2>"$WORK/$name.err" </dev/null || rc=$?
+  end=$(wc -l <"$INTEROP_LOG")
+  printf '{"start": %d, "end": %d, "rc": %d, "requests": %d, "interval_ms": %d}\n' \
+    "$start" "$end" "$rc" "$requests" "$INTERVAL_MS" >"$WORK/$name.meta"
+  cp "$BOOT_DIR/refresh-token" "$WORK/store-after-$name.txt" 2>/dev/null || true
+  say "boot $name: exit status $rc ($(grep -c '"i":' "$WORK/$name.out" || true) request lines)"
+}
+boot boot1 "$BOOT1_REQUESTS"
+boot boot2 "$BOOT2_REQUESTS"
+
+# --- 5. checks ---------------------------------------------------------------------------------
+check_rc=0
+"$PY" "$HERE/check.py" --api "$API" --log "$INTEROP_LOG" --dir "$WORK" --lifetime 3 \
+  --password "$PASSWORD" --outage "$OUTAGE_AFTER:$OUTAGE_COUNT" >"$WORK/check.out" 2>&1 ||
+  check_rc=$?
+interop_stop
+sed 's/^/firmware-net: /' "$WORK/check.out"
+trouble="$(grep -E -n 'Traceback|Error|locked|WORKER TIMEOUT|\[(ERROR|CRITICAL)\]' "$WORK/server.out" || true)"
+if [[ -n $trouble ]]; then printf '\nfirmware-net: the server logged trouble:\n%s\n' "$trouble" >&2; fi
+if [[ $check_rc -ne 0 || -n $trouble ]]; then
+  for name in boot1 boot2; do show "$WORK/$name.out" "$name output" 40; show "$WORK/$name.err" "$name stderr" 20; done
+  show "$WORK/server.out" "gunicorn" 30
+  exit 1
+fi
+say "$QEMU_VERSION"
+
+# --- 6. size -----------------------------------------------------------------------------------
+if [[ ${SIZE_REPORT:-1} != 0 ]]; then
+  bash "$HERE/size-report.sh"
+fi
+say "passed in $((SECONDS - START)) s"
