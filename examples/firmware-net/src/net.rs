@@ -1,12 +1,14 @@
 //! The network device: virtio-net on the `virt` board's virtio-mmio slots, driven by the
-//! `virtio-drivers` crate, behind an `embassy-net-driver` implementation for embassy-net. Also
-//! the `Hal` virtio-drivers needs: DMA pages from a static pool, identity address translation.
+//! `virtio-drivers` crate, behind an `embassy-net-driver` implementation for embassy-net; its
+//! interrupt through the board's PLIC; and the `Hal` virtio-drivers needs (DMA pages from a
+//! static pool, identity address translation).
 
 use core::ptr::NonNull;
 use core::sync::atomic::{AtomicUsize, Ordering};
 use core::task::Context;
 
 use embassy_net_driver::{Capabilities, HardwareAddress, LinkState};
+use embassy_sync::waitqueue::AtomicWaker;
 use static_cell::StaticCell;
 use virtio_drivers::device::net::VirtIONetRaw;
 use virtio_drivers::transport::mmio::{MmioTransport, VirtIOHeader};
@@ -17,6 +19,22 @@ use virtio_drivers::{BufferDirection, Hal, PhysAddr, PAGE_SIZE};
 const MMIO_BASE: usize = 0x1000_1000;
 const MMIO_SLOTS: usize = 8;
 const MMIO_SIZE: usize = 0x1000;
+
+/// The `virt` board's PLIC, and the interrupt of virtio-mmio slot `i` (1 + i).
+const PLIC: usize = 0x0c00_0000;
+const PLIC_ENABLE: usize = PLIC + 0x2000; // context 0: hart 0, machine mode
+const PLIC_THRESHOLD: usize = PLIC + 0x20_0000;
+const PLIC_CLAIM: usize = PLIC + 0x20_0004;
+const VIRTIO_IRQ_BASE: usize = 1;
+/// virtio-mmio's interrupt status and acknowledge registers.
+const MMIO_INTERRUPT_STATUS: usize = 0x60;
+const MMIO_INTERRUPT_ACK: usize = 0x64;
+
+/// The device's interrupt wakes the embassy-net runner through this.
+static NET_WAKER: AtomicWaker = AtomicWaker::new();
+/// The device's PLIC source and register block, for the interrupt handler (0: none yet).
+static NET_IRQ: AtomicUsize = AtomicUsize::new(0);
+static NET_MMIO: AtomicUsize = AtomicUsize::new(0);
 
 /// Descriptors per virtqueue.
 const QUEUE_SIZE: usize = 8;
@@ -126,6 +144,7 @@ impl VirtioNet {
             for i in 0..RX_BUFFERS {
                 net.post(i)?;
             }
+            enable_interrupt(VIRTIO_IRQ_BASE + slot, addr);
             return Ok(net);
         }
         Err(NetError::NoDevice)
@@ -194,12 +213,9 @@ impl embassy_net_driver::Driver for VirtioNet {
 
     fn receive(&mut self, cx: &mut Context) -> Option<(Rx<'_>, Tx<'_>)> {
         self.repost();
-        let Some(token) = self.dev.poll_receive() else {
-            // No interrupt line is wired up: look again in 1 ms (embassy-time's queue wakes us).
-            let at = embassy_time_driver::now() + embassy_time_driver::TICK_HZ / 1000;
-            embassy_time_driver::schedule_wake(at, cx.waker());
-            return None;
-        };
+        // Registered before looking, so that a frame arriving in between still wakes us.
+        NET_WAKER.register(cx.waker());
+        let token = self.dev.poll_receive()?;
         let i = self.posted.iter().position(|t| *t == Some(token))?;
         let buf = self.rx.get_mut(i)?;
         // SAFETY: `buf` is the buffer posted with `token`.
@@ -237,5 +253,48 @@ impl embassy_net_driver::Driver for VirtioNet {
 
     fn hardware_address(&self) -> HardwareAddress {
         HardwareAddress::Ethernet(self.dev.mac_address())
+    }
+}
+
+/// Routes the device's interrupt (PLIC source `irq`, registers at `mmio`) to hart 0 in machine
+/// mode and enables external interrupts.
+fn enable_interrupt(irq: usize, mmio: usize) {
+    NET_MMIO.store(mmio, Ordering::Relaxed);
+    NET_IRQ.store(irq, Ordering::Relaxed);
+    let enable = (PLIC_ENABLE + irq / 32 * 4) as *mut u32;
+    // SAFETY: the PLIC's priority, enable and threshold registers on `virt`, which nothing else
+    // in this firmware touches; the handler below is ready.
+    unsafe {
+        ((PLIC + 4 * irq) as *mut u32).write_volatile(1);
+        enable.write_volatile(enable.read_volatile() | 1 << (irq % 32));
+        (PLIC_THRESHOLD as *mut u32).write_volatile(0);
+        riscv::register::mie::set_mext();
+    }
+}
+
+/// The PLIC's interrupt: claims each pending source; for the network device, acknowledges the
+/// device's interrupt (the same two register accesses as virtio-drivers' `ack_interrupt`) and
+/// wakes the runner, which then takes the frames from the used ring.
+#[riscv_rt::core_interrupt(riscv::interrupt::Interrupt::MachineExternal)]
+fn machine_external() {
+    let claim = PLIC_CLAIM as *mut u32;
+    loop {
+        // SAFETY: the PLIC's claim/complete register for context 0.
+        let irq = unsafe { claim.read_volatile() } as usize;
+        if irq == 0 {
+            break;
+        }
+        if irq == NET_IRQ.load(Ordering::Relaxed) {
+            let mmio = NET_MMIO.load(Ordering::Relaxed);
+            // SAFETY: the device's interrupt registers; reading the status and writing it back
+            // to the acknowledge register is all virtio-drivers would do.
+            unsafe {
+                let status = ((mmio + MMIO_INTERRUPT_STATUS) as *const u32).read_volatile();
+                ((mmio + MMIO_INTERRUPT_ACK) as *mut u32).write_volatile(status);
+            }
+            NET_WAKER.wake();
+        }
+        // SAFETY: completing the source just claimed.
+        unsafe { claim.write_volatile(irq as u32) };
     }
 }
