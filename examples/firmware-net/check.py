@@ -205,6 +205,9 @@ def main():
                 check(span > 4 * lifetime, f"{name}: the requests span {span:.2f} s, under 4 "
                       f"access lifetimes ({4 * lifetime} s)")
             us = [r["us"] for r in rows if isinstance(r.get("us"), int)]
+            if summary and isinstance(summary.get("stack_peak"), int):
+                print(f"{name}: peak stack {summary['stack_peak']:,} B of "
+                      f"{summary.get('stack_size', 0):,} B (painted at boot)")
             print(f"{name}: {n} API requests, all 200, none expired; {len(tokens)} token-endpoint "
                   f"requests ({len(logins)} login, {len(ok_refreshes)} refreshes, "
                   f"{len(refreshes) - len(ok_refreshes)} answered 503) over {span:.1f} s, "

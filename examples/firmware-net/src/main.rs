@@ -19,6 +19,7 @@ mod app;
 mod clint;
 mod config;
 mod net;
+mod stack;
 mod store;
 
 use embassy_executor::Spawner;
@@ -62,6 +63,7 @@ fn fail(what: &str) -> ! {
 
 #[embassy_executor::main]
 async fn main(spawner: Spawner) {
+    stack::paint();
     clint::init();
     let Some(cfg) = config::load() else {
         fail("firmware.cfg is missing or malformed")
@@ -129,7 +131,7 @@ async fn main(spawner: Spawner) {
     }
     let counts = app.counts();
     println!(
-        "{{\"summary\":{{\"requests\":{},\"ok\":{},\"unauthorized\":{},\"errors\":{},\"refreshes\":{},\"logins\":{},\"failures\":{},\"mean_us\":{},\"max_us\":{}}}}}",
+        "{{\"summary\":{{\"requests\":{},\"ok\":{},\"unauthorized\":{},\"errors\":{},\"refreshes\":{},\"logins\":{},\"failures\":{},\"mean_us\":{},\"max_us\":{},\"stack_peak\":{},\"stack_size\":{}}}}}",
         cfg.requests,
         ok,
         unauthorized,
@@ -138,7 +140,9 @@ async fn main(spawner: Spawner) {
         counts.logins,
         counts.failures,
         total_us / u64::from(cfg.requests.max(1)),
-        max_us
+        max_us,
+        stack::peak(),
+        stack::top() - stack::bottom()
     );
     semihosting::process::exit(if ok == cfg.requests { 0 } else { 1 })
 }
