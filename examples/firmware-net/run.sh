@@ -122,6 +122,20 @@ if [[ $check_rc -ne 0 || -n $trouble ]]; then
   show "$WORK/server.out" "gunicorn" 30
   exit 1
 fi
+# The checks can fail: the same runs against a wrong outage, and with a token in the output.
+if "$PY" "$HERE/check.py" --api "$API" --log "$INTEROP_LOG" --dir "$WORK" --lifetime 3 \
+  --password "$PASSWORD" --outage "$OUTAGE_AFTER:$((OUTAGE_COUNT + 1))" >"$WORK/check-outage.out" 2>&1; then
+  echo "firmware-net: check.py passed a run against a wrong outage" >&2; exit 1
+fi
+mkdir -p "$WORK/leak"
+cp "$WORK"/boot?.meta "$WORK"/boot?.out "$WORK"/store-after-* "$WORK/leak/"
+printf '{"i":99,"note":"%s"}\n' "$(cat "$WORK/store-after-boot2.txt")" >>"$WORK/leak/boot2.out"
+if "$PY" "$HERE/check.py" --api "$API" --log "$INTEROP_LOG" --dir "$WORK/leak" --lifetime 3 \
+  --password "$PASSWORD" --outage "$OUTAGE_AFTER:$OUTAGE_COUNT" >"$WORK/check-leak.out" 2>&1 ||
+  ! grep -q "token or password text" "$WORK/check-leak.out"; then
+  echo "firmware-net: check.py did not report a token in the firmware's output" >&2; exit 1
+fi
+say "check.py fails as it must on a wrong outage and on a token in the output"
 say "$QEMU_VERSION"
 
 # --- 6. size -----------------------------------------------------------------------------------
