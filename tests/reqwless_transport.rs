@@ -6,7 +6,8 @@
 //!
 //! reqwless is generic over `embedded-nal-async`'s `TcpConnect` and `Dns`; on the host they are
 //! implemented over tokio's `TcpStream` and `lookup_host` (`TokioStack`, in
-//! `examples/support/tokio_stack.rs`), and the tests run on tokio's current-thread runtime.
+//! `examples/support/tokio_stack.rs`, which `examples/tokio_server.rs --transport reqwless` uses
+//! against the Django interop server), and the tests run on tokio's current-thread runtime.
 //!
 //! `cargo test --features reqwless --test reqwless_transport` (Rust 1.91 or newer, as reqwless)
 
@@ -40,8 +41,8 @@ const FRAMINGS: [Framing; 3] = [Framing::ContentLength, Framing::Chunked, Framin
 const PROTECTED_BODY: &[u8] = br#"{"ok":true,"user_id":"1"}"#;
 
 // ---------------------------------------------------------------------------------------------
-// A std network stack for reqwless: embedded-nal-async over tokio (`TokioStack`, in
-// examples/support/tokio_stack.rs), and a delay
+// A std network stack for reqwless: embedded-nal-async over tokio (`TokioStack`, shared with
+// examples/tokio_server.rs in examples/support/tokio_stack.rs), and a delay
 // ---------------------------------------------------------------------------------------------
 
 /// An `embedded_hal_async::delay::DelayNs` over `tokio::time::sleep`.

@@ -2,7 +2,8 @@
 //! tokio's `TcpStream` and `lookup_host`, with the connection as `embedded-io-async` 0.7's
 //! `Read` and `Write`. Host only: it stands in for embassy-net's `TcpClient` and `DnsSocket`.
 //!
-//! Included by `tests/reqwless_transport.rs` through `#[path]`.
+//! Shared by `examples/tokio_server.rs` (`--transport reqwless`) and
+//! `tests/reqwless_transport.rs`, each through `#[path]`.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering};
