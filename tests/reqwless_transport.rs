@@ -5,8 +5,9 @@
 //! per request, no secret in `Debug`.
 //!
 //! reqwless is generic over `embedded-nal-async`'s `TcpConnect` and `Dns`; on the host they are
-//! implemented below over tokio's `TcpStream` and `lookup_host` (`TokioStack`), and the tests run
-//! on tokio's current-thread runtime.
+//! implemented over tokio's `TcpStream` and `lookup_host` (`TokioStack`, in
+//! `examples/support/tokio_stack.rs`, which `examples/tokio_server.rs --transport reqwless` uses
+//! against the Django interop server), and the tests run on tokio's current-thread runtime.
 //!
 //! `cargo test --features reqwless --test reqwless_transport` (Rust 1.91 or newer, as reqwless)
 
@@ -14,14 +15,14 @@
 mod server;
 #[path = "support/timeline.rs"]
 mod timeline;
+#[path = "../examples/support/tokio_stack.rs"]
+mod tokio_stack;
 
-use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration as StdDuration;
 
 use embedded_hal_async::delay::DelayNs;
 use jwt_refresh::protocol::{Credentials, SimpleJwt};
-use jwt_refresh::reqwless::embedded_nal_async::{AddrType, Dns, TcpConnect};
 use jwt_refresh::reqwless::reqwless::client::HttpClient;
 use jwt_refresh::reqwless::{Error as ReqwlessError, NoTimeout, ReqwlessTransport};
 use jwt_refresh::transport::{BearerError, Endpoint, Error as _, ErrorKind, Request};
@@ -33,108 +34,16 @@ use server::{
     EventKind, Fault, FaultAction, Framing, Server, ServerConfig, PROTECTED_PATH, TOKEN_PATH,
 };
 use timeline::Seen;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_stack::TokioStack;
 
 const API: Request<'static> = Request::get(PROTECTED_PATH);
 const FRAMINGS: [Framing; 3] = [Framing::ContentLength, Framing::Chunked, Framing::Close];
 const PROTECTED_BODY: &[u8] = br#"{"ok":true,"user_id":"1"}"#;
 
 // ---------------------------------------------------------------------------------------------
-// A std network stack for reqwless: embedded-nal-async over tokio
+// A std network stack for reqwless: embedded-nal-async over tokio (`TokioStack`, shared with
+// examples/tokio_server.rs in examples/support/tokio_stack.rs), and a delay
 // ---------------------------------------------------------------------------------------------
-
-/// `TcpConnect` and `Dns` over tokio, counting the connections it opens.
-#[derive(Default)]
-struct TokioStack {
-    connects: AtomicUsize,
-}
-
-/// A tokio `TcpStream` as `embedded-io-async` `Read` and `Write`.
-struct TokioConnection(tokio::net::TcpStream);
-
-#[derive(Debug)]
-struct IoError(std::io::Error);
-
-impl std::fmt::Display for IoError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.0.fmt(f)
-    }
-}
-
-impl std::error::Error for IoError {}
-
-impl embedded_io_async::Error for IoError {
-    fn kind(&self) -> embedded_io_async::ErrorKind {
-        use embedded_io_async::ErrorKind as K;
-        match self.0.kind() {
-            std::io::ErrorKind::TimedOut => K::TimedOut,
-            std::io::ErrorKind::ConnectionRefused => K::ConnectionRefused,
-            std::io::ErrorKind::ConnectionReset => K::ConnectionReset,
-            std::io::ErrorKind::ConnectionAborted => K::ConnectionAborted,
-            _ => K::Other,
-        }
-    }
-}
-
-impl embedded_io_async::ErrorType for TokioConnection {
-    type Error = IoError;
-}
-
-impl embedded_io_async::Read for TokioConnection {
-    async fn read(&mut self, buf: &mut [u8]) -> Result<usize, IoError> {
-        self.0.read(buf).await.map_err(IoError)
-    }
-}
-
-impl embedded_io_async::Write for TokioConnection {
-    async fn write(&mut self, buf: &[u8]) -> Result<usize, IoError> {
-        self.0.write(buf).await.map_err(IoError)
-    }
-
-    async fn flush(&mut self) -> Result<(), IoError> {
-        self.0.flush().await.map_err(IoError)
-    }
-}
-
-impl TcpConnect for TokioStack {
-    type Error = IoError;
-    type Connection<'a>
-        = TokioConnection
-    where
-        Self: 'a;
-
-    async fn connect(&self, remote: SocketAddr) -> Result<TokioConnection, IoError> {
-        self.connects.fetch_add(1, Ordering::SeqCst);
-        let stream = tokio::net::TcpStream::connect(remote)
-            .await
-            .map_err(IoError)?;
-        Ok(TokioConnection(stream))
-    }
-}
-
-impl Dns for TokioStack {
-    type Error = std::io::Error;
-
-    async fn get_host_by_name(
-        &self,
-        host: &str,
-        _addr_type: AddrType,
-    ) -> Result<IpAddr, std::io::Error> {
-        let mut addrs = tokio::net::lookup_host((host, 0)).await?;
-        addrs
-            .next()
-            .map(|addr| addr.ip())
-            .ok_or_else(|| std::io::Error::other("no address"))
-    }
-
-    async fn get_host_by_address(
-        &self,
-        _addr: IpAddr,
-        _result: &mut [u8],
-    ) -> Result<usize, std::io::Error> {
-        Err(std::io::Error::other("unsupported"))
-    }
-}
 
 /// An `embedded_hal_async::delay::DelayNs` over `tokio::time::sleep`.
 struct TokioSleep;

@@ -10,7 +10,11 @@ Two kinds of run set:
   P is a plain run (24 requests 500 ms apart), S a run with an empty --store (8 requests), R a
   run restoring from S's store (8 requests). The store must follow every rotation, R must go on
   from the refresh token S stored without logging in, and replaying a rotated refresh token must
-  be refused ("Token is blacklisted") while the live one still refreshes.
+  be refused ("Token is blacklisted") while the live one still refreshes. run.sh passes four:
+  std=A,B,C, ureq=UA,UB,UC, reqwest=RA,RB,RC and reqwless=RLA,RLB,RLC. Every one is held to
+  the same checks and bounds below: they differ only in the transport under the same session
+  (the reqwless set opens a connection per request, which the log does not show and no check
+  depends on).
 - A concurrent set (`--concurrent threads=T32`): one run of CALLERS threads or tasks sharing one
   session, each sending its requests; see "Concurrent runs" below.
 

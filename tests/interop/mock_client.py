@@ -5,9 +5,10 @@ crate's client when INTEROP_CLIENT is set, e.g.
 
     INTEROP_CLIENT="python3 tests/interop/mock_client.py" bash tests/interop/run.sh
 
-It also stands in for `std_http --transport ureq` (`--transport` is ignored) and for
-`tokio_server` (`--tasks N` is `--concurrency N`): with `--concurrency N`, N threads share one
-session, one of them refreshing at a time while holding the session's lock.
+It also stands in for `std_http --transport ureq` and `tokio_server --transport reqwless`
+(`--transport` is ignored) and for `tokio_server` (`--tasks N` is `--concurrency N`): with
+`--concurrency N`, N threads share one session, one of them refreshing at a time while holding
+the session's lock.
 
 It schedules refreshes like the crate's default policy (lifetime = exp - iat - 1 s; margin 10 %
 of it, at least 1 s, at most half of it; jitter never before half-way). `--misbehave` makes it

@@ -5,13 +5,17 @@
 #   bash tests/interop/run.sh        # from the repository root (any cwd works)
 #
 # Run sets (all by default; INTEROP_SETS="std ureq" picks some):
-#   std      A, B, C     examples/std_http over its own std::net transport: a plain run, a run
-#                        with --store (logs in, saves every rotation) and one restoring from it
-#   ureq     UA, UB, UC  the same with std_http --transport ureq (the UreqTransport adapter)
-#   reqwest  RA, RB, RC  the same with examples/tokio_server --tasks 1 (the ReqwestTransport
-#                        adapter under tokio)
-#   threads  T32         std_http --concurrency 32: 32 threads, one SharedClient, about 20 s
-#   tasks    K100        tokio_server --tasks 100: 100 tokio tasks, one SharedClient, about 20 s
+#   std       A, B, C        examples/std_http over its own std::net transport: a plain run, a
+#                            run with --store (logs in, saves every rotation) and one restoring
+#                            from it
+#   ureq      UA, UB, UC     the same with std_http --transport ureq (the UreqTransport adapter)
+#   reqwest   RA, RB, RC     the same with examples/tokio_server --tasks 1 (the ReqwestTransport
+#                            adapter under tokio)
+#   reqwless  RLA, RLB, RLC  the same with tokio_server --tasks 1 --transport reqwless (the
+#                            firmware's ReqwlessTransport over embedded-nal-async, here on tokio's
+#                            TCP: examples/support/tokio_stack.rs). Needs Rust 1.91 or newer.
+#   threads   T32            std_http --concurrency 32: 32 threads, one SharedClient, about 20 s
+#   tasks     K100           tokio_server --tasks 100: 100 tokio tasks, one SharedClient, about 20 s
 # check.py states what each set must show (and why its bounds are what they are).
 #
 # Needs Python 3 (venv + pip) and PyPI; pins are in tests/interop/requirements.txt. The venv is
@@ -33,7 +37,7 @@ cd "$ROOT"
 
 PYTHON=${PYTHON:-python3}
 VENV=${INTEROP_VENV:-$HERE/.venv}
-SETS=${INTEROP_SETS:-std ureq reqwest threads tasks}
+SETS=${INTEROP_SETS:-std ureq reqwest reqwless threads tasks}
 SERVER_KIND=${INTEROP_SERVER:-gunicorn}
 WORKERS=${INTEROP_WORKERS:-4}
 THREADS=${INTEROP_THREADS:-32}
@@ -50,8 +54,8 @@ show() { # show FILE TITLE [LINES]: the tail of a log, on failure
 }
 want_set() { [[ " $SETS " == *" $1 "* ]]; }
 for s in $SETS; do
-  case $s in std | ureq | reqwest | threads | tasks) ;; *)
-    echo "interop: unknown run set '$s' in INTEROP_SETS (std ureq reqwest threads tasks)" >&2
+  case $s in std | ureq | reqwest | reqwless | threads | tasks) ;; *)
+    echo "interop: unknown run set '$s' in INTEROP_SETS (std ureq reqwest reqwless threads tasks)" >&2
     exit 2
     ;;
   esac
@@ -122,7 +126,8 @@ INSTALLED=$SECONDS
 
 # --- 2. the clients --------------------------------------------------------------------------
 # Each build is copied out of target/: std_http is built twice (with and without the ureq
-# feature) and both builds land on the same path there.
+# feature), tokio_server twice (reqwest, and reqwest,reqwless), and both builds of each land on
+# the same path there.
 BIN="$WORK/bin"
 mkdir -p "$BIN"
 build() { # build NAME FEATURES EXAMPLE: cargo build, then copy the example to $BIN/NAME
@@ -139,6 +144,7 @@ if [[ -n "${INTEROP_CLIENT:-}" ]]; then
   STD_CLIENT=("${MOCK[@]}")
   UREQ_CLIENT=("${MOCK[@]}" --transport ureq)
   TOKIO_CLIENT=("${MOCK[@]}")
+  REQWLESS_CLIENT=("${MOCK[@]}" --transport reqwless)
 else
   for f in examples/std_http/main.rs examples/tokio_server.rs; do
     if [[ ! -f $f ]]; then
@@ -146,13 +152,26 @@ else
       exit 1
     fi
   done
-  say "building the clients (std_http, std_http --features ureq, tokio_server --features reqwest)"
+  if want_set reqwless; then
+    # reqwless 0.14 declares rust-version 1.91 (the crate's own MSRV is lower): say so plainly
+    # rather than through a failed build.
+    rustc_version="$(rustc --version | awk '{print $2}')"
+    if ! printf '1.91.0\n%s\n' "${rustc_version%%-*}" | sort -C -V; then
+      echo "interop: the reqwless set needs Rust 1.91 or newer (rustc $rustc_version);" \
+        "leave it out with INTEROP_SETS" >&2
+      exit 1
+    fi
+  fi
+  say "building the clients (std_http, std_http --features ureq, tokio_server --features" \
+    "reqwest, tokio_server --features reqwest,reqwless)"
   if want_set std || want_set threads; then build std_http "" std_http; fi
   if want_set ureq; then build std_http-ureq ureq std_http; fi
   if want_set reqwest || want_set tasks; then build tokio_server reqwest tokio_server; fi
+  if want_set reqwless; then build tokio_server-reqwless reqwest,reqwless tokio_server; fi
   STD_CLIENT=("$BIN/std_http")
   UREQ_CLIENT=("$BIN/std_http-ureq" --transport ureq)
   TOKIO_CLIENT=("$BIN/tokio_server")
+  REQWLESS_CLIENT=("$BIN/tokio_server-reqwless" --transport reqwless)
 fi
 BUILT=$SECONDS
 
@@ -276,6 +295,7 @@ sequence() {
 if want_set std; then sequence std A B C "${STD_CLIENT[@]}"; fi
 if want_set ureq; then sequence ureq UA UB UC "${UREQ_CLIENT[@]}"; fi
 if want_set reqwest; then sequence reqwest RA RB RC "${TOKIO_CLIENT[@]}" --tasks 1; fi
+if want_set reqwless; then sequence reqwless RLA RLB RLC "${REQWLESS_CLIENT[@]}" --tasks 1; fi
 if want_set threads; then
   run_client T32 32 41 500 "${STD_CLIENT[@]}" --concurrency 32
   CHECK_ARGS+=(--concurrent "threads=T32")
