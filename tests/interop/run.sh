@@ -36,7 +36,6 @@ ROOT="$(cd "$HERE/../.." && pwd)"
 cd "$ROOT"
 
 PYTHON=${PYTHON:-python3}
-VENV=${INTEROP_VENV:-$HERE/.venv}
 SETS=${INTEROP_SETS:-std ureq reqwest reqwless threads tasks}
 SERVER_KIND=${INTEROP_SERVER:-gunicorn}
 WORKERS=${INTEROP_WORKERS:-4}
@@ -44,7 +43,6 @@ THREADS=${INTEROP_THREADS:-32}
 USERNAME=device
 START=$SECONDS
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/jwt-refresh-interop.XXXXXX")"
-SERVER_PID=""
 CLIENT_PID=""
 
 say() { printf 'interop: %s\n' "$*"; }
@@ -66,20 +64,9 @@ case $SERVER_KIND in gunicorn | runserver) ;; *)
   ;;
 esac
 
-stop_server() {
-  if [[ -n "$SERVER_PID" ]]; then
-    # gunicorn: INT is its quick shutdown (the master stops its workers); runserver: as ^C.
-    kill -INT "$SERVER_PID" 2>/dev/null || true
-    for _ in $(seq 100); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
-    if kill -0 "$SERVER_PID" 2>/dev/null; then
-      # Stuck: its workers (children of this pid) first, then the master.
-      pkill -KILL -P "$SERVER_PID" 2>/dev/null || true
-      kill -KILL "$SERVER_PID" 2>/dev/null || true
-    fi
-    wait "$SERVER_PID" 2>/dev/null || true
-    SERVER_PID=""
-  fi
-}
+# shellcheck source=server.sh
+source "$HERE/server.sh" # interop_venv, interop_start, interop_stop
+stop_server() { interop_stop; }
 cleanup() {
   local rc=$?
   if [[ -n "$CLIENT_PID" ]]; then
@@ -101,27 +88,7 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 # --- 1. virtual environment with the pinned server packages -----------------------------------
-want="$(cat "$HERE/requirements.txt"; "$PYTHON" -c 'import sys; print(sys.version)')"
-if [[ ! -x "$VENV/bin/python" || "$(cat "$VENV/.interop-stamp" 2>/dev/null)" != "$want" ]]; then
-  say "creating $VENV and installing $(grep -c '==' "$HERE/requirements.txt") pinned packages"
-  rm -rf "$VENV"
-  if ! "$PYTHON" -m venv "$VENV" >>"$WORK/pip.log" 2>&1; then
-    if command -v apt-get >/dev/null && [[ $(id -u) -eq 0 ]]; then
-      say "python3 -m venv failed; installing python3-venv"
-      rm -rf "$VENV"
-      { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv; } \
-        >>"$WORK/pip.log" 2>&1 || { show "$WORK/pip.log" "apt-get"; exit 1; }
-    fi
-    rm -rf "$VENV"
-    "$PYTHON" -m venv "$VENV" >>"$WORK/pip.log" 2>&1 || { show "$WORK/pip.log" "venv"; exit 1; }
-  fi
-  "$VENV/bin/python" -m pip install --disable-pip-version-check --no-input \
-    -r "$HERE/requirements.txt" >>"$WORK/pip.log" 2>&1 || { show "$WORK/pip.log" "pip" 80; exit 1; }
-  printf '%s' "$want" >"$VENV/.interop-stamp"
-fi
-PY="$VENV/bin/python"
-VERSIONS="$("$PY" -c 'import importlib.metadata as m; print(", ".join(f"{p} {m.version(p)}" for p in
-  ("Django", "djangorestframework", "djangorestframework-simplejwt", "PyJWT", "gunicorn")))')"
+interop_venv
 INSTALLED=$SECONDS
 
 # --- 2. the clients --------------------------------------------------------------------------
@@ -176,69 +143,12 @@ fi
 BUILT=$SECONDS
 
 # --- 3. the server ---------------------------------------------------------------------------
-export PYTHONDONTWRITEBYTECODE=1
-export DJANGO_SETTINGS_MODULE=interop_server.settings
-export INTEROP_DB="$WORK/db.sqlite3" INTEROP_LOG="$WORK/server.log"
-INTEROP_SECRET_KEY="$("$PY" -c 'import secrets; print(secrets.token_urlsafe(48))')"
-PASSWORD="$("$PY" -c 'import secrets; print(secrets.token_urlsafe(16))')"
-export INTEROP_SECRET_KEY
-: >"$INTEROP_LOG"
-
-{
-  "$PY" "$HERE/manage.py" migrate --noinput
-  INTEROP_USER="$USERNAME" INTEROP_PASSWORD="$PASSWORD" "$PY" "$HERE/manage.py" shell -c '
-import os
-from django.contrib.auth import get_user_model
-get_user_model().objects.create_user(os.environ["INTEROP_USER"], password=os.environ["INTEROP_PASSWORD"])
-'
-} >"$WORK/setup.log" 2>&1 || { show "$WORK/setup.log" "migrate / create user"; exit 1; }
-
-for attempt in 1 2 3; do
-  PORT="$("$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')"
-  if [[ $SERVER_KIND == gunicorn ]]; then
-    # gthread workers: a thread per request being served, idle keep-alive connections parked in
-    # the worker's poller. Keep-alive 30 s: longer than any pause of a client between requests,
-    # so that a pooled connection (ureq, reqwest) is not closed under a request in the test.
-    "$VENV/bin/gunicorn" --chdir "$HERE" --bind "127.0.0.1:$PORT" \
-      --workers "$WORKERS" --worker-class gthread --threads "$THREADS" \
-      --keep-alive 30 --timeout 60 --graceful-timeout 5 --log-level warning \
-      interop_server.wsgi:application >"$WORK/server.out" 2>&1 &
-  else
-    "$PY" "$HERE/manage.py" runserver "127.0.0.1:$PORT" --noreload >"$WORK/server.out" 2>&1 &
-  fi
-  SERVER_PID=$!
-  if "$PY" - "$PORT" "$SERVER_PID" <<'PYEOF'
-import os, sys, time, urllib.request
-port, pid = sys.argv[1], int(sys.argv[2])
-deadline = time.monotonic() + 30
-while time.monotonic() < deadline:
-    try:
-        os.kill(pid, 0)
-    except OSError:
-        sys.exit(1)  # the server died (port taken?)
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health/", timeout=2) as r:
-            if r.status == 200:
-                sys.exit(0)
-    except OSError:
-        pass
-    time.sleep(0.1)
-sys.exit(1)
-PYEOF
-  then
-    break
-  fi
-  stop_server
-  if [[ $attempt -eq 3 ]]; then show "$WORK/server.out" "$SERVER_KIND"; exit 1; fi
-done
-API="http://127.0.0.1:$PORT"
+interop_start "$SERVER_KIND" "$WORKERS" "$THREADS"
 if [[ $SERVER_KIND == gunicorn ]]; then
   say "server up at $API (gunicorn, $WORKERS workers x $THREADS threads; $VERSIONS)"
 else
   say "server up at $API (runserver; $VERSIONS)"
 fi
-# The health probes are not part of any run.
-: >"$INTEROP_LOG"
 
 # --- 4. the runs -----------------------------------------------------------------------------
 # run_client NAME CALLERS REQUESTS INTERVAL_MS CLIENT [ARGS...]: runs the client with the
