@@ -11,8 +11,9 @@
 # connects to the server on 127.0.0.1. Nothing else is ever contacted.
 #
 # Installs what it needs on a fresh Debian machine with the Rust toolchain: the
-# riscv32imac-unknown-none-elf target and llvm-tools (rustup), qemu-system-misc (apt-get,
-# --no-install-recommends), the server's pinned Python packages (a venv, as tests/interop).
+# riscv32imac-unknown-none-elf target and llvm-tools (rustup), qemu-system-misc and, for the
+# size report, binutils-riscv64-unknown-elf (apt-get, --no-install-recommends), the server's
+# pinned Python packages (a venv, as tests/interop).
 #
 # Usage: bash examples/firmware-net/run.sh          (from anywhere)
 # Environment: QEMU_TIMEOUT=180 (seconds per boot), FWN_KEEP=1 keeps the work folder,
@@ -61,11 +62,16 @@ trap 'exit 143' TERM
 
 # --- 1. tools ----------------------------------------------------------------------------------
 rustup target add "$TARGET" >"$WORK/rustup.log" 2>&1 || { show "$WORK/rustup.log" rustup; exit 1; }
-if ! command -v qemu-system-riscv32 >/dev/null; then
-  say "installing qemu-system-misc (qemu-system-riscv32)"
+packages=()
+command -v qemu-system-riscv32 >/dev/null || packages+=(qemu-system-misc)
+if [[ ${SIZE_REPORT:-1} != 0 ]] && ! command -v riscv64-unknown-elf-addr2line >/dev/null; then
+  packages+=(binutils-riscv64-unknown-elf) # attribute.py's objdump and addr2line
+fi
+if ((${#packages[@]})); then
+  say "installing ${packages[*]}"
   { as_root apt-get update -qq &&
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-      qemu-system-misc; } >"$WORK/apt.log" 2>&1 || { show "$WORK/apt.log" apt-get; exit 1; }
+      "${packages[@]}"; } >"$WORK/apt.log" 2>&1 || { show "$WORK/apt.log" apt-get; exit 1; }
 fi
 QEMU_VERSION="$(qemu-system-riscv32 --version | sed -n 1p)"
 interop_venv

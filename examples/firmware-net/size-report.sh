@@ -9,12 +9,13 @@
 # and prints, for each, flash (.text + .rodata + .eh_frame + .init.rust; .data is empty) and
 # static RAM (.data + .bss), then full - baseline: the crate's share (its session, protocol,
 # claims decoder, async client and reqwless adapter, and the serde-json-core, base64 and core
-# code they pull in). Then the full image's symbols by crate, from their sizes (`llvm-nm`):
-# with LTO much of the crate is inlined into the firmware's main task, which is why the
-# difference of the two images is the figure that counts. Exits 1 when a figure is over ./budget.
+# code they pull in). Exits 1 when a figure is over ./budget. Then attribute.py charges every
+# instruction of the full image's .text to the crate of its innermost (inlined) function: the
+# crates' shares of the code, jwt-refresh's among them (fails if it finds none).
 #
 # Usage: bash examples/firmware-net/size-report.sh     (from anywhere)
-# Needs: the riscv32imac-unknown-none-elf target and rustup's llvm-tools (installed if missing).
+# Needs: the riscv32imac-unknown-none-elf target, rustup's llvm-tools (installed if missing) and
+# binutils-riscv64-unknown-elf for attribute.py (run.sh installs it).
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -68,24 +69,6 @@ for name, label in (("flash", "flash (.text .rodata .eh_frame .init .data)"),
 print(f"memory.x: FLASH 1 MiB ({figures['flash'][0] / (1 << 20):.1%} used), RAM 256 KiB "
       f"({figures['ram'][0] / (256 << 10):.1%} static; the stack has the other {stack:,} B)")
 
-# Symbols of the full image by crate (the first crate named in each symbol's name).
-CRATES = ["jwt_refresh_firmware_net", "jwt_refresh", "embassy_net", "smoltcp", "reqwless",
-          "httparse", "virtio_drivers", "embassy_executor", "embassy_time", "embassy_sync",
-          "serde_json_core", "serde", "base64", "heapless", "semihosting", "riscv_rt", "riscv",
-          "compiler_builtins", "core", "zerocopy", "static_cell"]
-pattern = re.compile(r"(?<![A-Za-z0-9_])(" + "|".join(CRATES) + r")(?:::|\.\.)")
-nm = subprocess.run([os.path.join(bin_dir, "llvm-nm"), "--print-size", "--size-sort", "-C",
-                     f"{out}/full.elf"], check=True, capture_output=True, text=True).stdout
-by_crate = collections.Counter()
-for line in nm.splitlines():
-    parts = line.split(None, 3)
-    if len(parts) < 4 or parts[2].lower() not in ("t", "r"):
-        continue
-    m = pattern.search(parts[3])
-    by_crate[m.group(1) if m else "(anonymous constants, embedded-io-async, others)"] += int(parts[1], 16)
-print("flash by symbol, full image (inlined code counts for its caller):")
-print("  " + ", ".join(f"{c} {n:,}" for c, n in by_crate.most_common()))
-
 budget = {}
 with open(budget_path, encoding="utf-8") as f:
     for line in f:
@@ -106,3 +89,9 @@ if over:
     print("OVER BUDGET: " + "; ".join(over))
     sys.exit(1)
 PYEOF
+
+command -v riscv64-unknown-elf-addr2line >/dev/null || {
+  echo "size-report: attribute.py needs binutils-riscv64-unknown-elf (apt-get install --no-install-recommends binutils-riscv64-unknown-elf)" >&2
+  exit 1
+}
+python3 "$HERE/attribute.py" --check
