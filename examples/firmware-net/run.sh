@@ -83,6 +83,11 @@ rustup component add rustfmt clippy >>"$WORK/rustup.log" 2>&1 || { show "$WORK/r
   cargo clippy --release -- -D warnings &&
   cargo clippy --release --features baseline -- -D warnings) >"$WORK/cargo.log" 2>&1 ||
   { show "$WORK/cargo.log" "cargo fmt / build / clippy" 80; exit 1; }
+# The firmware's whole dependency tree (proc-macros left out) turns on no std and no alloc.
+tree="$(cd "$HERE" && cargo tree -e normal,no-proc-macro,features)"
+if grep -E 'feature "(std|alloc)"' <<<"$tree"; then
+  echo "firmware-net: a dependency of the firmware enables std or alloc" >&2; exit 1
+fi
 
 # --- 3. the server, with the outage ------------------------------------------------------------
 export INTEROP_OUTAGE="$OUTAGE_AFTER:$OUTAGE_COUNT"
