@@ -9,6 +9,10 @@ use critical_section::Mutex;
 use embassy_time_driver::Driver;
 use embassy_time_queue_utils::Queue;
 
+/// embassy-time counts in mtime's ticks: its tick rate (Cargo.toml, `tick-hz-10_000_000`) must
+/// be the board's mtime frequency, 10 MHz on `virt`.
+const _: () = assert!(embassy_time_driver::TICK_HZ == 10_000_000);
+
 /// The CLINT's registers on QEMU's `virt` machine (hart 0).
 const MTIME: usize = 0x0200_BFF8;
 const MTIMECMP: usize = 0x0200_4000;

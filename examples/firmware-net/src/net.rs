@@ -171,11 +171,6 @@ impl VirtioNet {
             }
         }
     }
-
-    /// The Ethernet address the device reports.
-    pub fn mac(&self) -> [u8; 6] {
-        self.dev.mac_address()
-    }
 }
 
 /// A received frame, inside its receive buffer.
@@ -200,8 +195,10 @@ impl embassy_net_driver::TxToken for Tx<'_> {
         let len = len.min(BUF_LEN);
         let frame = self.buf.get_mut(..len).unwrap_or_default();
         let result = f(frame);
-        // QEMU's device takes the frame while the notification is written: this returns at once.
-        // A frame it refuses is lost, as on a wire; TCP sends it again.
+        // Blocking: virtio-drivers spins until the device has used the frame (QEMU's device
+        // sends it from its own thread, in microseconds; a driver for a real MAC would rather
+        // queue the frame and report a full queue from `transmit`). A frame it refuses is lost,
+        // as on a wire; TCP sends it again.
         let _ = self.dev.send(frame);
         result
     }
@@ -219,10 +216,18 @@ impl embassy_net_driver::Driver for VirtioNet {
         let i = self.posted.iter().position(|t| *t == Some(token))?;
         let buf = self.rx.get_mut(i)?;
         // SAFETY: `buf` is the buffer posted with `token`.
-        let (header, len) = unsafe { self.dev.receive_complete(token, buf) }.ok()?;
-        if let Some(slot) = self.posted.get_mut(i) {
-            *slot = None;
+        let completed = unsafe { self.dev.receive_complete(token, buf) };
+        // Once the device has given the buffer back, even with a frame shorter than its header
+        // (an error), it is no longer posted: the next call posts it again.
+        if !matches!(
+            completed,
+            Err(virtio_drivers::Error::NotReady | virtio_drivers::Error::WrongToken)
+        ) {
+            if let Some(slot) = self.posted.get_mut(i) {
+                *slot = None;
+            }
         }
+        let (header, len) = completed.ok()?;
         let frame = self.rx.get_mut(i)?.get_mut(header..header + len)?;
         Some((
             Rx { frame },

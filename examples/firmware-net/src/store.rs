@@ -1,6 +1,8 @@
 //! The `TokenStore`: the refresh token in a file on the host, over semihosting, standing in for
-//! a flash page. A save writes a temporary file and renames it over the old one (atomic on the
-//! host), so a reboot finds either the old token or the new one, never half of one.
+//! flash. A save writes a temporary file and renames it over the old one (atomic on the host),
+//! so a reboot finds either the old token or the new one, never half of one. On flash the same
+//! guarantee takes two pages written in turn with a sequence number and a checksum, since
+//! erasing and programming one page is not atomic.
 
 use jwt_refresh::TokenStore;
 use semihosting::c;
