@@ -26,8 +26,10 @@ TARGET=riscv32imac-unknown-none-elf
 QEMU_TIMEOUT=${QEMU_TIMEOUT:-180}
 PYTHON=${PYTHON:-python3}
 USERNAME=device
-# Boot 1: 24 requests 750 ms apart (about 18 s: six 3-second access lifetimes). Boot 2: 8.
-BOOT1_REQUESTS=24 BOOT2_REQUESTS=8 INTERVAL_MS=750
+# Boot 1: 60 requests 250 ms apart (about 20 s with the requests' own time: over six 3-second
+# access lifetimes), far more often than the policy refreshes, so that a refresh before every
+# request or a retry without backoff would show. Boot 2: 16.
+BOOT1_REQUESTS=60 BOOT2_REQUESTS=16 INTERVAL_MS=250
 # The outage: refreshes 4 to 6 of the server's life are answered 503 (boot 1).
 OUTAGE_AFTER=3 OUTAGE_COUNT=3
 export CARGO_TERM_COLOR=never
@@ -81,7 +83,8 @@ say "building the firmware (release, opt-level z, $TARGET); format and clippy"
 rustup component add rustfmt clippy >>"$WORK/rustup.log" 2>&1 || { show "$WORK/rustup.log" rustup; exit 1; }
 (cd "$HERE" && cargo fmt --check && cargo build --release &&
   cargo clippy --release -- -D warnings &&
-  cargo clippy --release --features baseline -- -D warnings) >"$WORK/cargo.log" 2>&1 ||
+  cargo clippy --release --features baseline -- -D warnings &&
+  cargo clippy --release --features panic-location -- -D warnings) >"$WORK/cargo.log" 2>&1 ||
   { show "$WORK/cargo.log" "cargo fmt / build / clippy" 80; exit 1; }
 # The firmware's whole dependency tree (proc-macros left out) turns on no std and no alloc.
 tree="$(cd "$HERE" && cargo tree -e normal,no-proc-macro,features)"
@@ -100,15 +103,17 @@ BOOT_DIR="$WORK/device"   # QEMU's working directory: the device's files (config
 mkdir -p "$BOOT_DIR"
 boot() { # boot NAME REQUESTS: one QEMU run; its output in $WORK/NAME.out, lines in NAME.meta
   local name=$1 requests=$2 start end rc=0
-  printf 'username=%s\npassword=%s\nrequests=%d\ninterval_ms=%d\n' \
-    "$USERNAME" "$PASSWORD" "$requests" "$INTERVAL_MS" >"$BOOT_DIR/firmware.cfg"
+  printf 'username=%s\npassword=%s\nrequests=%d\ninterval_ms=%d\nseed=%d\n' \
+    "$USERNAME" "$PASSWORD" "$requests" "$INTERVAL_MS" "$(od -An -N6 -tu8 /dev/urandom | tr -d ' ')" \
+    >"$BOOT_DIR/firmware.cfg"
   start=$(wc -l <"$INTEROP_LOG")
   (cd "$BOOT_DIR" && timeout "$QEMU_TIMEOUT" qemu-system-riscv32 \
     -machine virt -cpu rv32 -smp 1 -m 16M -nographic -bios none \
     -semihosting-config enable=on,target=native \
     -global virtio-mmio.force-legacy=false \
-    -netdev "user,id=net0,restrict=on,guestfwd=tcp:10.0.2.100:8000-cmd:$PY $HERE/forwarder.py $PORT" \
+    -netdev "user,id=net0,restrict=on,guestfwd=tcp:10.0.2.100:8000-cmd:$FORWARD" \
     -device virtio-net-device,netdev=net0 \
+    -object "filter-dump,id=dump0,netdev=net0,file=$WORK/$name.pcap" \
     -kernel "$ELF") >"$WORK/$name.out" 2>"$WORK/$name.err" </dev/null || rc=$?
   end=$(wc -l <"$INTEROP_LOG")
   printf '{"start": %d, "end": %d, "rc": %d, "requests": %d, "interval_ms": %d}\n' \
@@ -116,37 +121,59 @@ boot() { # boot NAME REQUESTS: one QEMU run; its output in $WORK/NAME.out, lines
   cp "$BOOT_DIR/refresh-token" "$WORK/store-after-$name.txt" 2>/dev/null || true
   say "boot $name: exit status $rc ($(grep -c '"i":' "$WORK/$name.out" || true) request lines)"
 }
+# libslirp splits the -cmd string at spaces and QEMU's options at commas: the forwarder runs
+# from the work folder, and neither path may hold either.
+cp "$HERE/forwarder.py" "$WORK/forwarder.py"
+FORWARD="$PY $WORK/forwarder.py $PORT $WORK/forwarder.log"
+if [[ $FORWARD == *,* || "$PY$WORK" == *" "* ]]; then
+  echo "firmware-net: the venv ($PY) or work folder ($WORK) path holds a space or a comma," \
+    "which QEMU's guestfwd command cannot carry (set INTEROP_VENV and TMPDIR)" >&2
+  exit 2
+fi
 boot boot1 "$BOOT1_REQUESTS"
 boot boot2 "$BOOT2_REQUESTS"
 
 # --- 5. checks ---------------------------------------------------------------------------------
 check_rc=0
-"$PY" "$HERE/check.py" --api "$API" --log "$INTEROP_LOG" --dir "$WORK" --lifetime 3 \
-  --password "$PASSWORD" --outage "$OUTAGE_AFTER:$OUTAGE_COUNT" >"$WORK/check.out" 2>&1 ||
+FWN_PASSWORD="$PASSWORD" "$PY" "$HERE/check.py" --api "$API" --log "$INTEROP_LOG" --dir "$WORK" \
+  --lifetime 3 --outage "$OUTAGE_AFTER:$OUTAGE_COUNT" >"$WORK/check.out" 2>&1 ||
   check_rc=$?
 interop_stop
 sed 's/^/firmware-net: /' "$WORK/check.out"
 trouble="$(grep -E -n 'Traceback|Error|locked|WORKER TIMEOUT|\[(ERROR|CRITICAL)\]' "$WORK/server.out" || true)"
 if [[ -n $trouble ]]; then printf '\nfirmware-net: the server logged trouble:\n%s\n' "$trouble" >&2; fi
 if [[ $check_rc -ne 0 || -n $trouble ]]; then
-  for name in boot1 boot2; do show "$WORK/$name.out" "$name output" 40; show "$WORK/$name.err" "$name stderr" 20; done
+  # The firmware's output, with anything shaped like a JWT and the password masked.
+  for name in boot1 boot2; do
+    for f in "$WORK/$name.out" "$WORK/$name.err"; do
+      sed -E -e 's/[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}/<token>/g' \
+        -e "s/$PASSWORD/<password>/g" "$f" >"$f.masked" 2>/dev/null || true
+    done
+    show "$WORK/$name.out.masked" "$name output, masked" 40
+    show "$WORK/$name.err.masked" "$name stderr, masked" 20
+  done
+  show "$WORK/forwarder.log" "forwarder errors" 20
   show "$WORK/server.out" "gunicorn" 30
   exit 1
 fi
 # The checks can fail: the same runs against a wrong outage, and with a token in the output.
-if "$PY" "$HERE/check.py" --api "$API" --log "$INTEROP_LOG" --dir "$WORK" --lifetime 3 \
-  --password "$PASSWORD" --outage "$OUTAGE_AFTER:$((OUTAGE_COUNT + 1))" >"$WORK/check-outage.out" 2>&1; then
+if FWN_PASSWORD="$PASSWORD" "$PY" "$HERE/check.py" --api "$API" --log "$INTEROP_LOG" \
+  --dir "$WORK" --lifetime 3 --outage "$OUTAGE_AFTER:$((OUTAGE_COUNT + 1))" \
+  >"$WORK/check-outage.out" 2>&1; then
   echo "firmware-net: check.py passed a run against a wrong outage" >&2; exit 1
 fi
 mkdir -p "$WORK/leak"
-cp "$WORK"/boot?.meta "$WORK"/boot?.out "$WORK"/store-after-* "$WORK/leak/"
+cp "$WORK"/boot?.meta "$WORK"/boot?.out "$WORK"/boot?.err "$WORK"/boot?.pcap \
+  "$WORK"/store-after-* "$WORK/leak/"
 printf '{"i":99,"note":"%s"}\n' "$(cat "$WORK/store-after-boot2.txt")" >>"$WORK/leak/boot2.out"
-if "$PY" "$HERE/check.py" --api "$API" --log "$INTEROP_LOG" --dir "$WORK/leak" --lifetime 3 \
-  --password "$PASSWORD" --outage "$OUTAGE_AFTER:$OUTAGE_COUNT" >"$WORK/check-leak.out" 2>&1 ||
-  ! grep -q "token or password text" "$WORK/check-leak.out"; then
-  echo "firmware-net: check.py did not report a token in the firmware's output" >&2; exit 1
+if FWN_PASSWORD="$PASSWORD" "$PY" "$HERE/check.py" --api "$API" --log "$INTEROP_LOG" \
+  --dir "$WORK/leak" --lifetime 3 --outage "$OUTAGE_AFTER:$OUTAGE_COUNT" \
+  >"$WORK/check-leak.out" 2>&1 || ! grep -q "token or password text" "$WORK/check-leak.out" ||
+  grep -qF "$(cat "$WORK/store-after-boot2.txt")" "$WORK/check-leak.out"; then
+  echo "firmware-net: check.py did not report a token in the firmware's output, or quoted it" >&2
+  exit 1
 fi
-say "check.py fails as it must on a wrong outage and on a token in the output"
+say "check.py fails as it must on a wrong outage and on a token in the output (without quoting it)"
 say "$QEMU_VERSION"
 
 # --- 6. size -----------------------------------------------------------------------------------

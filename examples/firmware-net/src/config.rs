@@ -1,6 +1,7 @@
 //! The run's settings, from `firmware.cfg` in QEMU's working directory (semihosting), written
-//! by run.sh: `username`, `password`, `requests` and `interval_ms`, one `key=value` per line.
-//! A device would have them in its provisioning data.
+//! by run.sh: `username`, `password`, `requests`, `interval_ms` and `seed`, one `key=value` per
+//! line. A device would have the credentials in its provisioning data and the seed from its
+//! TRNG.
 
 use semihosting::c;
 use semihosting::fs;
@@ -14,6 +15,8 @@ pub struct Config {
     pub password: &'static str,
     pub requests: u32,
     pub interval_ms: u64,
+    /// The network stack's random seed, new at every boot.
+    pub seed: u64,
 }
 
 /// Reads and parses `firmware.cfg`; None when it is missing or incomplete.
@@ -29,13 +32,15 @@ pub fn load() -> Option<Config> {
         }
     }
     let text: &'static str = core::str::from_utf8(buf.get(..len)?).ok()?;
-    let (mut username, mut password, mut requests, mut interval_ms) = (None, None, None, None);
+    let (mut username, mut password, mut requests, mut interval_ms, mut seed) =
+        (None, None, None, None, None);
     for line in text.lines() {
         match line.split_once('=')? {
             ("username", v) => username = Some(v),
             ("password", v) => password = Some(v),
             ("requests", v) => requests = v.parse().ok(),
             ("interval_ms", v) => interval_ms = v.parse().ok(),
+            ("seed", v) => seed = v.parse().ok(),
             _ => return None,
         }
     }
@@ -44,5 +49,6 @@ pub fn load() -> Option<Config> {
         password: password?,
         requests: requests?,
         interval_ms: interval_ms?,
+        seed: seed?,
     })
 }
