@@ -3,17 +3,19 @@
 # starts the Django SimpleJWT server of tests/interop (3-second access tokens, rotation and the
 # blacklist; a token-endpoint outage of OUTAGE_COUNT refreshes after the first OUTAGE_AFTER),
 # boots the firmware twice (the second boot restores the refresh token the first one saved),
-# and checks both boots' output and the server's request log with check.py. Then reports the
-# firmware's flash and RAM and the crate's share of them (size-report.sh).
+# and checks both boots' output, QEMU's capture of their frames and the server's request log
+# with check.py. Then reports the firmware's flash and RAM and the crate's share of them
+# (size-report.sh).
 #
 # Networking: QEMU user networking with restrict=on (the guest reaches no host and no outside
 # address) and one guestfwd rule: connections to 10.0.2.100:8000 start forwarder.py, which
-# connects to the server on 127.0.0.1. Nothing else is ever contacted.
+# connects to the server on 127.0.0.1. Nothing else is ever contacted (check.py checks the
+# capture).
 #
 # Installs what it needs on a fresh Debian machine with the Rust toolchain: the
-# riscv32imac-unknown-none-elf target and llvm-tools (rustup), qemu-system-misc and, for the
-# size report, binutils-riscv64-unknown-elf (apt-get, --no-install-recommends), the server's
-# pinned Python packages (a venv, as tests/interop).
+# riscv32imac-unknown-none-elf target, llvm-tools, rustfmt and clippy (rustup), qemu-system-misc
+# and, for the size report, binutils-riscv64-unknown-elf (apt-get, --no-install-recommends), the
+# server's pinned Python packages (a venv, as tests/interop).
 #
 # Usage: bash examples/firmware-net/run.sh          (from anywhere)
 # Environment: QEMU_TIMEOUT=180 (seconds per boot), FWN_KEEP=1 keeps the work folder,
