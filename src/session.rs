@@ -128,7 +128,9 @@ pub enum RefreshError {
     /// ignored and changed nothing.
     Unexpected,
     /// The answer rejected a refresh token that the session had already replaced (a late
-    /// answer racing a rotation, or tokens provisioned meanwhile): the newer one is kept.
+    /// answer racing a rotation, or tokens provisioned meanwhile), or an older login after a
+    /// newer answer left a refresh token: the newer refresh token is kept. Never reported when
+    /// the session holds no refresh token.
     Superseded,
 }
 
@@ -723,8 +725,12 @@ impl<'c, const A: usize, const R: usize> Session<'c, A, R> {
             .protocol
             .parse(grant, answer)
             .map_err(|e| match e {
-                // A late answer racing a rotation rejects a token already replaced.
-                EndpointError::RefreshTokenRejected if gen != self.refresh_gen => {
+                // A late answer racing a rotation rejects a token already replaced. A token
+                // dropped since (by its own expiry) was replaced by nothing: the rejection is
+                // the server's verdict on it.
+                EndpointError::RefreshTokenRejected
+                    if gen != self.refresh_gen && self.has_refresh_token() =>
+                {
                     RefreshError::Superseded
                 }
                 // A late rejection of an older login, after a newer answer gave the session a

@@ -374,6 +374,34 @@ fn a_late_rejection_of_a_replaced_refresh_token_keeps_its_successor() {
 }
 
 #[test]
+fn a_rejection_of_a_refresh_token_that_expired_in_flight_is_the_servers_verdict() {
+    // 0 s: login, a 5-minute access token and a refresh token living 280 s. 271 s: the refresh
+    // goes out carrying it, and hangs. 280 s: the refresh token is past its own exp, so the
+    // session drops it. 285 s: the server's rejection of it arrives. Nothing replaced the token:
+    // the rejection is RefreshTokenRejected (not Superseded, a transient failure) and the
+    // session logs in at once, with no backoff, while the access token still lasts.
+    let mut s = S::new(simplejwt_login(), no_jitter());
+    assert!(matches!(poll(&mut s, t(0)), Said::Login(_)));
+    let (access, rt0) = (mint("access", 0, 300), mint("refresh", 0, 280));
+    s.handle_token_response(t(0), None, &ok(&login_answer(&access, &rt0)))
+        .unwrap();
+    assert_eq!(poll(&mut s, t(0)), Said::Persist(rt0.clone()));
+    s.handle_persisted(true);
+    let Said::Refresh(body) = poll(&mut s, t(271)) else {
+        panic!("no refresh at 271 s")
+    };
+    assert!(body.contains(&rt0));
+    assert_eq!(poll(&mut s, t(280)), bearer(&access));
+    assert!(!s.has_refresh_token());
+    let expired = r#"{"detail":"Token is invalid or expired","code":"token_not_valid"}"#;
+    assert_eq!(
+        s.handle_token_response(t(285), None, &status(401, expired)),
+        Err(RefreshError::Endpoint(EndpointError::RefreshTokenRejected))
+    );
+    assert!(matches!(poll(&mut s, t(285)), Said::Login(_)));
+}
+
+#[test]
 fn a_late_login_rejection_keeps_the_refresh_token_a_newer_answer_left() {
     // L1 gets no answer within 30 s; L2 goes out after the backoff. L2's answer carries an
     // access token the session refuses and a refresh token rt1, which is kept. Then L1's late

@@ -1799,9 +1799,14 @@ impl Harness {
                     Expect::Rejected
                         if o.grant == Grant::Refresh && result == Err(RefreshError::Superseded) =>
                     {
-                        // The rejected token was replaced since (rotated, stored again, or
-                        // dropped by its own expiry; the session tells them apart by generation):
-                        // what the session holds now stays, and it backs off.
+                        // The rejected token was replaced since (rotated, or stored again; the
+                        // session tells them apart by generation): what the session holds now
+                        // stays, and it backs off. A token dropped by its own expiry was
+                        // replaced by nothing: its rejection is RefreshTokenRejected.
+                        prop_assert!(
+                            self.s.has_refresh_token(),
+                            "Superseded with no refresh token held"
+                        );
                         let replaced = self
                             .refresh
                             .as_ref()

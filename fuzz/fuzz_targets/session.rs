@@ -1691,6 +1691,10 @@ impl Harness {
                         // newer token stays.
                         let e = result.expect_err("a rejection was accepted");
                         say(e == RefreshError::Superseded, || format!("{e:?}"));
+                        // Superseded keeps a newer refresh token: never with none held.
+                        say(self.s.has_refresh_token(), || {
+                            "Superseded refresh without a refresh token".into()
+                        });
                         self.failure = Some((self.g, self.policy.backoff_base.as_millis()));
                         self.configuration = None;
                     }
