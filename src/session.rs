@@ -721,6 +721,9 @@ impl<'c, const A: usize, const R: usize> Session<'c, A, R> {
             }
             (_, None) => return Err(RefreshError::Unexpected),
         };
+        // Whether the answer brings a refresh token (a new generation): its expiry is then in
+        // the frame of `since`, like the lease's, and the deficit comes off it too.
+        let refresh_gen_before = self.refresh_gen;
         let result = self
             .protocol
             .parse(grant, answer)
@@ -752,7 +755,12 @@ impl<'c, const A: usize, const R: usize> Session<'c, A, R> {
         match result {
             Ok(()) => {
                 let deficit = core::mem::replace(&mut self.anchor_deficit, Duration::ZERO);
-                self.shift_deadlines(deficit);
+                // A refresh token kept from before is already in the clock's frame (`observe`
+                // moved it): only a new one takes the deficit.
+                self.shift_lease(deficit);
+                if self.refresh_gen != refresh_gen_before {
+                    self.refresh_expires_at = shift(self.refresh_expires_at, deficit);
+                }
                 self.state = State::Idle;
                 self.failures = 0;
                 self.configuration = None;
@@ -765,6 +773,11 @@ impl<'c, const A: usize, const R: usize> Session<'c, A, R> {
                 Ok(grant)
             }
             Err(e) => {
+                if self.refresh_gen != refresh_gen_before && self.has_refresh_token() {
+                    // A rotated refresh token kept from a refused answer: its expiry, too, was
+                    // counted in the frame of `since`.
+                    self.refresh_expires_at = shift(self.refresh_expires_at, self.anchor_deficit);
+                }
                 self.fail(now, e);
                 Err(e)
             }
@@ -1116,6 +1129,12 @@ impl<'c, const A: usize, const R: usize> Session<'c, A, R> {
 
     /// Moves the current token's deadlines (and the refresh token's) `back`.
     fn shift_deadlines(&mut self, back: Duration) {
+        self.shift_lease(back);
+        self.refresh_expires_at = shift(self.refresh_expires_at, back);
+    }
+
+    /// Moves the current access token's deadlines `back`.
+    fn shift_lease(&mut self, back: Duration) {
         if let Some(m) = self.meta.as_mut() {
             let lease = &mut m.lease;
             for t in [
@@ -1127,7 +1146,6 @@ impl<'c, const A: usize, const R: usize> Session<'c, A, R> {
                 *t = shift(*t, back);
             }
         }
-        self.refresh_expires_at = shift(self.refresh_expires_at, back);
     }
 }
 

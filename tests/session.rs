@@ -402,6 +402,35 @@ fn a_rejection_of_a_refresh_token_that_expired_in_flight_is_the_servers_verdict(
 }
 
 #[test]
+fn a_kept_refresh_token_is_not_moved_back_twice_by_a_clock_that_went_back() {
+    // 0 s: login, a 5-minute access token and a refresh token living 600 s (dead at 599 s with
+    // its floored iat). 271 s: refresh R1 carrying it, no answer; abandoned at 301 s. Then the
+    // clock goes back 301 s, to 0: R1's send instant cannot go below 0, so 30 s are owed to the
+    // next answer's deadlines. The refresh token's expiry moved back with the clock, to 298 s.
+    // R2's answer brings an access token only: the 30 s come off its lease, not again off the
+    // refresh token, which lives until reading 298 s (it was dropped at 268 s: a login at 280 s).
+    let mut s = S::new(simplejwt_login(), no_jitter());
+    assert!(matches!(poll(&mut s, t(0)), Said::Login(_)));
+    let (access, rt0) = (mint("access", 0, 300), mint("refresh", 0, 600));
+    s.handle_token_response(t(0), None, &ok(&login_answer(&access, &rt0)))
+        .unwrap();
+    assert_eq!(poll(&mut s, t(0)), Said::Persist(rt0.clone()));
+    s.handle_persisted(true);
+    assert!(matches!(poll(&mut s, t(271)), Said::Refresh(_)));
+    assert!(!matches!(poll(&mut s, t(301)), Said::Refresh(_)));
+    let (body, at) = refresh_after_backoff(&mut s, t(0));
+    assert!(body.contains(&rt0));
+    let a2 = mint("access", 301, 300);
+    s.handle_token_response(at, None, &ok(&format!(r#"{{"access":"{a2}"}}"#)))
+        .unwrap();
+    // 280 s: R2's access token is due (anchored at R1's send), and the refresh carries rt0.
+    match poll(&mut s, t(280)) {
+        Said::Refresh(body) => assert!(body.contains(&rt0)),
+        other => panic!("at 280 s, with the refresh token alive until 298 s: {other:?}"),
+    }
+}
+
+#[test]
 fn a_late_login_rejection_keeps_the_refresh_token_a_newer_answer_left() {
     // L1 gets no answer within 30 s; L2 goes out after the backoff. L2's answer carries an
     // access token the session refuses and a refresh token rt1, which is kept. Then L1's late
